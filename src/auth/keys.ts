@@ -1,0 +1,90 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { Queryable } from '../db/types.js';
+
+export const SCOPES = ['ingest', 'read', 'admin'] as const;
+export type Scope = (typeof SCOPES)[number];
+
+export interface ApiKey {
+  id: string;
+  name: string;
+  scopes: Scope[];
+  created_at: string;
+}
+
+// Key format: ck_<12 hex id>_<43 char base64url secret>. Only sha256(secret) is stored.
+const KEY_RE = /^ck_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$/;
+
+const sha256 = (s: string) => createHash('sha256').update(s).digest();
+
+export async function createKey(db: Queryable, name: string, scopes: Scope[], secretKey?: string) {
+  let id: string;
+  let secret: string;
+  if (secretKey) {
+    const m = KEY_RE.exec(secretKey);
+    if (!m) throw new Error('CK_API_KEY must look like ck_<12 hex>_<43 base64url chars>; generate one with `ck keys generate`');
+    [id, secret] = [m[1]!, m[2]!];
+  } else {
+    id = randomBytes(6).toString('hex');
+    secret = randomBytes(32).toString('base64url');
+  }
+  const { rows } = await db.query<{ created_at: number }>(
+    `INSERT INTO api_keys (id, name, secret_sha256, scopes) VALUES ($1, $2, $3, $4)
+     RETURNING ck_ms(created_at) AS created_at`,
+    [id, name, sha256(secret), scopes],
+  );
+  return { id, name, scopes, created_at: new Date(rows[0]!.created_at).toISOString(), key: `ck_${id}_${secret}` };
+}
+
+export function generateKeyString(): string {
+  return `ck_${randomBytes(6).toString('hex')}_${randomBytes(32).toString('base64url')}`;
+}
+
+export async function listKeys(db: Queryable): Promise<ApiKey[]> {
+  const { rows } = await db.query<{ id: string; name: string; scopes: Scope[]; created_at: number }>(
+    `SELECT id, name, scopes, ck_ms(created_at) AS created_at FROM api_keys WHERE revoked_at IS NULL ORDER BY created_at, id`,
+  );
+  return rows.map((r) => ({ ...r, created_at: new Date(r.created_at).toISOString() }));
+}
+
+export async function revokeKey(db: Queryable, id: string): Promise<boolean> {
+  const { rows } = await db.query(`UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL RETURNING id`, [id]);
+  return rows.length > 0;
+}
+
+export async function countKeys(db: Queryable): Promise<number> {
+  const { rows } = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM api_keys WHERE revoked_at IS NULL`);
+  return rows[0]!.n;
+}
+
+/**
+ * Verifies presented keys against the database, caching a key's hash and scopes for `ttlMs` so the hot
+ * path does not query per request. A revocation reaches other instances within `ttlMs`.
+ */
+export class KeyVerifier {
+  private cache = new Map<string, { hash: Buffer; scopes: Scope[]; at: number } | { missing: true; at: number }>();
+
+  constructor(private readonly db: Queryable, private readonly ttlMs = 5000) {}
+
+  async verify(presented: string): Promise<{ id: string; scopes: Scope[] } | undefined> {
+    const m = KEY_RE.exec(presented);
+    if (!m) return undefined;
+    const id = m[1]!;
+    let entry = this.cache.get(id);
+    if (!entry || Date.now() - entry.at > this.ttlMs) {
+      const { rows } = await this.db.query<{ secret_sha256: Buffer | Uint8Array; scopes: Scope[] }>(
+        `SELECT secret_sha256, scopes FROM api_keys WHERE id = $1 AND revoked_at IS NULL`,
+        [id],
+      );
+      const row = rows[0];
+      entry = row ? { hash: Buffer.from(row.secret_sha256), scopes: row.scopes, at: Date.now() } : { missing: true, at: Date.now() };
+      if (this.cache.size > 10_000) this.cache.clear();
+      this.cache.set(id, entry);
+    }
+    if ('missing' in entry) return undefined;
+    return timingSafeEqual(entry.hash, sha256(m[2]!)) ? { id, scopes: entry.scopes } : undefined;
+  }
+
+  forget(id: string): void {
+    this.cache.delete(id);
+  }
+}

@@ -1,0 +1,90 @@
+/**
+ * All configuration, read once from the environment at the process edge and passed down typed.
+ * Nothing else in ck reads `process.env`.
+ */
+export type SchedulerMode = 'app' | 'pg_cron' | 'off';
+
+export interface Config {
+  port: number;
+  host: string;
+  /** PostgreSQL URL; unset means embedded PGlite in `dataDir`. */
+  databaseUrl?: string;
+  /** Schema holding ck's tables (default `public`). */
+  schema: string;
+  dataDir: string;
+  /** Admin API key to create at start-up if no key exists (else one is generated and printed once). */
+  apiKey?: string;
+  heartbeatTimeoutSec: number;
+  maxBackfillSec: number;
+  flushIntervalMs: number;
+  sweepIntervalSec: number;
+  aggregateIntervalSec: number;
+  scheduler: SchedulerMode;
+  /** Days of checkpoints to keep; undefined keeps forever. */
+  retentionDays?: number;
+  tokenSecret?: string;
+  /** Requests per key per window; 0 turns rate limiting off. */
+  rateLimit: number;
+  rateLimitWindowSec: number;
+  corsOrigins: string[];
+  poolSize: number;
+  logLevel: string;
+}
+
+export class ConfigError extends Error {}
+
+type Env = Record<string, string | undefined>;
+
+function int(env: Env, name: string, def: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return def;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new ConfigError(`${name} must be an integer between ${min} and ${max}, got "${raw}"`);
+  }
+  return n;
+}
+
+export function loadConfig(env: Env = process.env): Config {
+  const heartbeatTimeoutSec = int(env, 'CK_HEARTBEAT_TIMEOUT', 60, 1, 86_400);
+  const flushIntervalMs = int(env, 'CK_FLUSH_INTERVAL_MS', 1000, 10, 60_000);
+  // The coalescer's safety window needs several flushes inside one timeout (docs/ingest.md).
+  if (flushIntervalMs * 4 > heartbeatTimeoutSec * 1000) {
+    throw new ConfigError('CK_FLUSH_INTERVAL_MS must be at most a quarter of CK_HEARTBEAT_TIMEOUT');
+  }
+  const maxBackfillSec = int(env, 'CK_MAX_BACKFILL', 7 * 86_400, 0, 366 * 86_400);
+  const scheduler = (env.CK_SCHEDULER || 'app') as SchedulerMode;
+  if (!['app', 'pg_cron', 'off'].includes(scheduler)) {
+    throw new ConfigError(`CK_SCHEDULER must be app, pg_cron or off, got "${env.CK_SCHEDULER}"`);
+  }
+  const retentionRaw = env.CK_RETENTION_DAYS;
+  const retentionDays = retentionRaw ? int(env, 'CK_RETENTION_DAYS', 0, 1, 100_000) : undefined;
+  if (retentionDays !== undefined && retentionDays * 86_400 <= maxBackfillSec) {
+    throw new ConfigError('CK_RETENTION_DAYS must be longer than CK_MAX_BACKFILL');
+  }
+  const schema = env.CK_DB_SCHEMA || 'public';
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
+    throw new ConfigError('CK_DB_SCHEMA must be a lower-case SQL identifier');
+  }
+  return {
+    port: int(env, 'PORT', 8080, 0, 65_535),
+    host: env.HOST || '127.0.0.1',
+    databaseUrl: env.DATABASE_URL || undefined,
+    schema,
+    dataDir: env.CK_DATA_DIR || './data',
+    apiKey: env.CK_API_KEY || undefined,
+    heartbeatTimeoutSec,
+    maxBackfillSec,
+    flushIntervalMs,
+    sweepIntervalSec: int(env, 'CK_SWEEP_INTERVAL', 10, 1, 3600),
+    aggregateIntervalSec: int(env, 'CK_AGGREGATE_INTERVAL', 60, 1, 86_400),
+    scheduler,
+    retentionDays,
+    tokenSecret: env.CK_TOKEN_SECRET || undefined,
+    rateLimit: int(env, 'CK_RATE_LIMIT', 0, 0),
+    rateLimitWindowSec: int(env, 'CK_RATE_LIMIT_WINDOW', 60, 1, 86_400),
+    corsOrigins: (env.CK_CORS_ORIGINS || '').split(',').map((s) => s.trim()).filter(Boolean),
+    poolSize: int(env, 'CK_POOL_SIZE', 10, 1, 1000),
+    logLevel: env.LOG_LEVEL || 'info',
+  };
+}

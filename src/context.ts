@@ -1,0 +1,22 @@
+import type { KeyVerifier } from './auth/keys.js';
+import type { Config } from './config.js';
+import type { Db } from './db/types.js';
+import type { Coalescer } from './liveness/coalescer.js';
+import type { StateRegistry } from './states/registry.js';
+import type { Clock } from './time.js';
+
+/** What every route and job gets: built once by buildApp, decorated on the app as `app.ck`. */
+export interface Context {
+  config: Config;
+  db: Db;
+  clock: Clock;
+  states: StateRegistry;
+  keys: KeyVerifier;
+  coalescer: Coalescer;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    ck: Context;
+  }
+}

@@ -1,0 +1,26 @@
+import { parseInstant } from '../time.js';
+import { ERRORS } from './errors.js';
+
+/** A query-string instant: RFC 3339 or digits (epoch ms). */
+export function queryInstant(name: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const ms = parseInstant(/^\d{1,16}$/.test(value) ? Number(value) : value);
+  if (ms === undefined) throw ERRORS.invalid('querystring', `/${name}`, 'must be an RFC 3339 timestamp or epoch milliseconds');
+  return ms;
+}
+
+/** Opaque page cursors: base64url JSON, validated on the way back in. */
+export function encodeCursor(v: unknown[]): string {
+  return Buffer.from(JSON.stringify(v)).toString('base64url');
+}
+
+export function decodeCursor<T extends unknown[]>(raw: string | undefined, check: (v: unknown[]) => v is T): T | undefined {
+  if (raw === undefined) return undefined;
+  try {
+    const v = JSON.parse(Buffer.from(raw, 'base64url').toString('utf8'));
+    if (Array.isArray(v) && check(v)) return v;
+  } catch {
+    // fall through
+  }
+  throw ERRORS.invalid('querystring', '/cursor', 'is not a cursor this endpoint returned');
+}

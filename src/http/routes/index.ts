@@ -1,0 +1,20 @@
+import swagger from '@fastify/swagger';
+import type { App } from '../../app.js';
+import checkpoints from './checkpoints.js';
+import health from './health.js';
+import heartbeat from './heartbeat.js';
+import keys from './keys.js';
+import states from './states.js';
+import status from './status.js';
+
+export async function routes(app: App) {
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'ck', version: '0.1.0', description: 'User state and presence tracking' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+  });
+  for (const r of [health, heartbeat, checkpoints, status, states, keys]) await app.register(r);
+}

@@ -1,0 +1,38 @@
+import { type TSchema, Type } from '@sinclair/typebox';
+
+/** 1 to 128 characters, no control characters. */
+export const UserId = Type.String({
+  minLength: 1, maxLength: 128, pattern: '^[^\\u0000-\\u001F\\u007F-\\u009F]+$',
+  description: 'Your application\'s id for the user', examples: ['alice'],
+});
+
+/** RFC 3339 string or integer epoch milliseconds; parsed by parseInstant. */
+export const Instant = Type.Unsafe<string | number>({
+  description: 'RFC 3339 timestamp or integer epoch milliseconds',
+  examples: ['2026-11-28T09:30:00.000Z', 1795858200000],
+});
+
+export const StateName = Type.String({ pattern: '^[A-Za-z][A-Za-z0-9_]{0,63}$', description: 'A registered state type' });
+
+export const Status = Type.Object({
+  user_id: Type.String(),
+  state: Type.String(),
+  online: Type.Boolean(),
+  state_since: Type.String({ format: 'date-time' }),
+  last_heartbeat: Type.String({ format: 'date-time' }),
+});
+
+export const Problem = Type.Object({
+  type: Type.String(),
+  title: Type.String(),
+  status: Type.Integer(),
+  detail: Type.String(),
+  instance: Type.Optional(Type.String()),
+  errors: Type.Optional(Type.Array(Type.Object({ path: Type.String(), message: Type.String(), location: Type.String() }))),
+}, { $id: 'Problem' });
+
+/** Standard error responses documented on every authenticated route. */
+export const errorResponses = (...codes: number[]): Record<number, TSchema> =>
+  Object.fromEntries(codes.map((c) => [c, Type.Ref('Problem')]));
+
+export const Cursor = Type.String({ maxLength: 512, description: 'next_cursor from the previous page' });

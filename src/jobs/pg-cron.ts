@@ -1,0 +1,52 @@
+import type { Config } from '../config.js';
+import type { Db } from '../db/types.js';
+import { quoteIdent } from '../db/types.js';
+
+export class CronUnavailableError extends Error {}
+
+/** The jobs pg_cron runs (pg_cron 1.4 schedules by the minute). Names carry the schema: one set per schema. */
+export function cronJobs(config: Config, schema: string) {
+  const path = `SET search_path TO ${quoteIdent(schema)}, public; `;
+  return [
+    {
+      name: `ck-sweep-${schema}`,
+      schedule: '* * * * *',
+      command: `${path}SELECT ck_sweep_offline('${config.heartbeatTimeoutSec} seconds'::interval)`,
+    },
+  ];
+}
+
+async function requireCron(db: Db): Promise<string> {
+  const { rows } = await db.query<{ ok: boolean; db: string }>(
+    `SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron') AS ok, current_database() AS db`,
+  );
+  if (!rows[0]!.ok) {
+    throw new CronUnavailableError(
+      'CK_SCHEDULER=pg_cron needs the pg_cron extension in this database: install postgresql-15-cron, add pg_cron ' +
+        "to shared_preload_libraries, set cron.database_name, restart, then CREATE EXTENSION pg_cron (README: 'Scheduler')",
+    );
+  }
+  return rows[0]!.db;
+}
+
+/** Schedules (or reschedules) ck's jobs with pg_cron in this database. Idempotent. */
+export async function installCron(db: Db, config: Config): Promise<string[]> {
+  if (db.kind !== 'postgres') throw new CronUnavailableError('CK_SCHEDULER=pg_cron needs PostgreSQL (DATABASE_URL)');
+  const database = await requireCron(db);
+  const names = [];
+  for (const job of cronJobs(config, db.schema)) {
+    await db.query(`SELECT cron.schedule_in_database($1, $2, $3, $4)`, [job.name, job.schedule, job.command, database]);
+    names.push(job.name);
+  }
+  return names;
+}
+
+export async function uninstallCron(db: Db, config: Config): Promise<string[]> {
+  await requireCron(db);
+  const names = cronJobs(config, db.schema).map((j) => j.name);
+  const { rows } = await db.query<{ jobname: string }>(
+    `SELECT jobname FROM cron.job WHERE jobname = ANY($1::text[])`, [names],
+  );
+  for (const r of rows) await db.query(`SELECT cron.unschedule($1)`, [r.jobname]);
+  return rows.map((r) => r.jobname);
+}

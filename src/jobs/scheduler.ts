@@ -1,0 +1,53 @@
+import type { Db } from '../db/types.js';
+
+export interface JobLogger {
+  warn(obj: object, msg: string): void;
+  debug?(obj: object, msg: string): void;
+}
+
+/**
+ * Runs `fn` every `intervalMs` on whichever instance takes the job's transaction-scoped advisory lock
+ * first; the others skip that round. The lock dies with the transaction, so a killed instance hands the
+ * job over by the next interval. No overlap within one process either.
+ */
+export function every(
+  db: Db, name: string, intervalMs: number, fn: (tx: import('../db/types.js').Queryable) => Promise<unknown>,
+  log: JobLogger, onRun?: (ms: number, result: unknown) => void,
+): { stop(): Promise<void>; runNow(): Promise<boolean> } {
+  let running: Promise<boolean> | undefined;
+  let stopped = false;
+  const runOnce = async (): Promise<boolean> => {
+    const started = performance.now();
+    const result = await db.transaction(async (tx) => {
+      const { rows } = await tx.query<{ locked: boolean }>(
+        `SELECT pg_try_advisory_xact_lock(hashtextextended($1 || current_schema(), 0)) AS locked`, [`ck.job.${name}`],
+      );
+      if (!rows[0]!.locked) return { skipped: true as const };
+      return { value: await fn(tx) };
+    });
+    if ('skipped' in result) return false;
+    onRun?.(performance.now() - started, result.value);
+    return true;
+  };
+  const tick = () => {
+    if (stopped || running) return;
+    running = runOnce()
+      .catch((err) => {
+        log.warn({ err, job: name }, 'job failed; will run again next interval');
+        return false;
+      })
+      .finally(() => {
+        running = undefined;
+      });
+  };
+  const timer = setInterval(tick, intervalMs);
+  timer.unref();
+  return {
+    async stop() {
+      stopped = true;
+      clearInterval(timer);
+      await running;
+    },
+    runNow: runOnce,
+  };
+}

@@ -1,0 +1,23 @@
+import type { Context } from '../context.js';
+import { sweepOffline } from '../liveness/sql.js';
+import { installCron } from './pg-cron.js';
+import { every, type JobLogger } from './scheduler.js';
+
+export interface Jobs {
+  stop(): Promise<void>;
+}
+
+/** Starts the scheduled jobs for CK_SCHEDULER: in-app (advisory-locked), pg_cron (installed), or none. */
+export async function startJobs(ck: Context, log: JobLogger): Promise<Jobs> {
+  const { config, db, clock } = ck;
+  if (config.scheduler === 'off') return { stop: async () => {} };
+  if (config.scheduler === 'pg_cron') {
+    await installCron(db, config);
+    return { stop: async () => {} };
+  }
+  const jobs = [
+    every(db, 'sweep', config.sweepIntervalSec * 1000,
+      (tx) => sweepOffline(tx, config.heartbeatTimeoutSec, clock.now()), log),
+  ];
+  return { stop: async () => void (await Promise.all(jobs.map((j) => j.stop()))) };
+}
