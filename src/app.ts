@@ -12,6 +12,7 @@ import { Problem } from './http/schemas.js';
 import { routes } from './http/routes/index.js';
 import { Coalescer } from './liveness/coalescer.js';
 import { StateRegistry } from './states/registry.js';
+import { EventHub } from './events/hub.js';
 import { type Clock, systemClock } from './time.js';
 
 export interface AppDeps {
@@ -54,7 +55,13 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     chunk: deps.db.kind === 'pglite' ? 500 : 10_000,
     onError: (err) => app.log.warn({ err }, 'heartbeat flush failed; will retry'),
   });
-  const ck: Context = { config, db: deps.db, clock, states, keys, coalescer };
+  const events = new EventHub(deps.db, (err) => app.log.warn({ err }, 'event delivery failed'));
+  await events.start();
+  // A state written elsewhere (a client, the sweep, another instance) invalidates the heartbeat cache.
+  events.subscribe((e) => {
+    if (e.source !== 'heartbeat') coalescer.forget(e.user_id);
+  });
+  const ck: Context = { config, db: deps.db, clock, states, keys, coalescer, events };
   app.decorate('ck', ck);
 
   app.addSchema(Problem);
@@ -73,6 +80,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   coalescer.start();
   app.addHook('onClose', async () => {
     await coalescer.stop().catch((err) => app.log.error({ err }, 'final heartbeat flush failed'));
+    await events.stop();
   });
   return app;
 }

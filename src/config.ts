@@ -28,6 +28,8 @@ export interface Config {
   rateLimitWindowSec: number;
   corsOrigins: string[];
   poolSize: number;
+  /** Seconds between SSE keep-alive comments. */
+  sseKeepAliveSec: number;
   logLevel: string;
 }
 
@@ -85,6 +87,7 @@ export function loadConfig(env: Env = process.env): Config {
     rateLimitWindowSec: int(env, 'CK_RATE_LIMIT_WINDOW', 60, 1, 86_400),
     corsOrigins: (env.CK_CORS_ORIGINS || '').split(',').map((s) => s.trim()).filter(Boolean),
     poolSize: int(env, 'CK_POOL_SIZE', 10, 1, 1000),
+    sseKeepAliveSec: int(env, 'CK_SSE_KEEPALIVE', 15, 1, 3600),
     logLevel: env.LOG_LEVEL || 'info',
   };
 }

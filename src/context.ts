@@ -1,6 +1,7 @@
 import type { KeyVerifier } from './auth/keys.js';
 import type { Config } from './config.js';
 import type { Db } from './db/types.js';
+import type { EventHub } from './events/hub.js';
 import type { Coalescer } from './liveness/coalescer.js';
 import type { StateRegistry } from './states/registry.js';
 import type { Clock } from './time.js';
@@ -13,6 +14,7 @@ export interface Context {
   states: StateRegistry;
   keys: KeyVerifier;
   coalescer: Coalescer;
+  events: EventHub;
 }
 
 declare module 'fastify' {

@@ -1,4 +1,8 @@
+import { hostname } from 'node:os';
 import type { Db } from '../db/types.js';
+
+/** Names this process in job_runs. */
+export const INSTANCE_ID = `${hostname()}:${process.pid}`;
 
 export interface JobLogger {
   warn(obj: object, msg: string): void;
@@ -23,7 +27,12 @@ export function every(
         `SELECT pg_try_advisory_xact_lock(hashtextextended($1 || current_schema(), 0)) AS locked`, [`ck.job.${name}`],
       );
       if (!rows[0]!.locked) return { skipped: true as const };
-      return { value: await fn(tx) };
+      const { rows: t } = await tx.query<{ at: string }>('SELECT clock_timestamp()::text AS at');
+      const value = await fn(tx);
+      await tx.query('INSERT INTO job_runs (job, instance, started_at, result) VALUES ($1, $2, $3, $4)', [
+        name, INSTANCE_ID, t[0]!.at, JSON.stringify(value ?? null),
+      ]);
+      return { value };
     });
     if ('skipped' in result) return false;
     onRun?.(performance.now() - started, result.value);

@@ -1,6 +1,7 @@
 import swagger from '@fastify/swagger';
 import type { App } from '../../app.js';
 import checkpoints from './checkpoints.js';
+import events from './events.js';
 import health from './health.js';
 import heartbeat from './heartbeat.js';
 import keys from './keys.js';
@@ -16,5 +17,5 @@ export async function routes(app: App) {
       security: [{ bearer: [] }],
     },
   });
-  for (const r of [health, heartbeat, checkpoints, status, states, keys]) await app.register(r);
+  for (const r of [health, heartbeat, checkpoints, status, states, keys, events]) await app.register(r);
 }

@@ -1,0 +1,112 @@
+import type { Db, Queryable } from '../db/types.js';
+import { iso } from '../time.js';
+
+/** A state-change event as the API sends it. `id` is the checkpoint id. */
+export interface StateEvent {
+  id: string;
+  user_id: string;
+  state: string;
+  previous_state: string | null;
+  timestamp: string;
+  source: string;
+  content: Record<string, unknown> | null;
+}
+
+interface EventRow {
+  id: string;
+  user_id: string;
+  state: string;
+  previous_state: string | null;
+  ts: number;
+  source: string;
+  content: Record<string, unknown> | null;
+}
+
+const toEvent = (r: EventRow): StateEvent => ({
+  id: r.id, user_id: r.user_id, state: r.state, previous_state: r.previous_state,
+  timestamp: iso(r.ts), source: r.source, content: r.content,
+});
+
+const EVENT_COLUMNS = `id::text, user_id, state, previous_state, ck_ms(ts) AS ts, source, content`;
+
+/** Events after `afterId` (replay for Last-Event-ID), oldest first. */
+export async function eventsAfter(db: Queryable, afterId: string, users: string[] | undefined, limit: number): Promise<StateEvent[]> {
+  const { rows } = await db.query<EventRow>(
+    `SELECT ${EVENT_COLUMNS} FROM ck_events(ARRAY(
+       SELECT c.id FROM checkpoints c WHERE c.id > $1::bigint AND ($2::text[] IS NULL OR c.user_id = ANY($2))
+        ORDER BY c.id LIMIT $3))`,
+    [afterId, users ?? null, limit],
+  );
+  return rows.map(toEvent);
+}
+
+export type Listener = (e: StateEvent) => void;
+
+/**
+ * One LISTEN per process on the schema's channel; fans events out to subscribers in memory. Changes made
+ * by any instance, the sweep or pg_cron arrive here. After a lost connection it catches up from the
+ * newest id it delivered, so subscribers miss nothing.
+ */
+export class EventHub {
+  private listeners = new Set<Listener>();
+  private unlisten?: () => Promise<void>;
+  private lastId = '0';
+  private queue: Promise<void> = Promise.resolve();
+
+  constructor(private readonly db: Db, private readonly onError: (err: unknown) => void) {}
+
+  get channel(): string {
+    return `ck_events_${this.db.schema}`;
+  }
+
+  get subscriberCount(): number {
+    return this.listeners.size;
+  }
+
+  async start(): Promise<void> {
+    const { rows } = await this.db.query<{ id: string }>('SELECT coalesce(max(id), 0)::text AS id FROM checkpoints');
+    this.lastId = rows[0]!.id;
+    this.unlisten = await this.db.listen(
+      this.channel,
+      (payload) => this.enqueue(() => this.deliverIds(payload)),
+      () => this.enqueue(() => this.catchUp()),
+    );
+  }
+
+  subscribe(fn: Listener): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  /** Serializes deliveries so events keep their order. */
+  private enqueue(task: () => Promise<void>): void {
+    this.queue = this.queue.then(task).catch(this.onError);
+  }
+
+  private async deliverIds(payload: string): Promise<void> {
+    const ids = payload.split(',').filter((s) => /^\d+$/.test(s));
+    if (ids.length === 0) return;
+    const { rows } = await this.db.query<EventRow>(`SELECT ${EVENT_COLUMNS} FROM ck_events($1::bigint[])`, [ids]);
+    this.emit(rows.map(toEvent));
+  }
+
+  private async catchUp(): Promise<void> {
+    for (;;) {
+      const events = await eventsAfter(this.db, this.lastId, undefined, 1000);
+      this.emit(events);
+      if (events.length < 1000) return;
+    }
+  }
+
+  private emit(events: StateEvent[]): void {
+    for (const e of events) {
+      if (BigInt(e.id) > BigInt(this.lastId)) this.lastId = e.id;
+      for (const fn of this.listeners) fn(e);
+    }
+  }
+
+  async stop(): Promise<void> {
+    await this.unlisten?.();
+    this.listeners.clear();
+  }
+}

@@ -1,0 +1,91 @@
+import { Type } from '@sinclair/typebox';
+import type { App } from '../../app.js';
+import { eventsAfter, type StateEvent } from '../../events/hub.js';
+import { ERRORS } from '../errors.js';
+import { errorResponses, UserId } from '../schemas.js';
+
+/** A client whose unsent output passes this is cut off (bounded server memory). */
+export const SSE_MAX_BUFFER = 1024 * 1024;
+
+export default async function events(app: App) {
+  const { db, events: hub, config } = app.ck;
+  // Open streams, ended on shutdown so app.close() does not wait for clients to hang up.
+  const open = new Set<() => void>();
+  app.addHook('preClose', async () => {
+    for (const end of open) end();
+  });
+
+  app.get('/events', {
+    config: { scope: 'read' },
+    schema: {
+      summary: 'Server-Sent Events: one event per state change (Last-Event-ID replays what was missed)',
+      querystring: Type.Object({
+        user_id: Type.Optional(Type.Array(UserId, { maxItems: 1000 })),
+        last_event_id: Type.Optional(Type.String({ pattern: '^\\d{1,19}$' })),
+      }),
+      headers: Type.Object({ 'last-event-id': Type.Optional(Type.String({ pattern: '^\\d{0,19}$' })) }),
+      response: errorResponses(401, 403, 422, 503),
+    },
+  }, async (req, reply) => {
+    const q = req.query as { user_id?: string[]; last_event_id?: string };
+    const own = req.principal?.userId;
+    if (own !== undefined && q.user_id?.some((u) => u !== own)) throw ERRORS.forbidden(`this token may only read user "${own}"`);
+    const users = own !== undefined ? [own] : q.user_id;
+    const filter = users ? new Set(users) : undefined;
+    const lastId = (req.headers['last-event-id'] as string | undefined) || q.last_event_id;
+
+    // Subscribe before replaying so nothing falls between the two; live events wait in `held`.
+    let held: StateEvent[] | undefined = [];
+    let sentUpTo = lastId ?? '0';
+    const res = reply.raw;
+    let closed = false;
+    const send = (e: StateEvent) => {
+      if (closed || (filter && !filter.has(e.user_id))) return;
+      if (held) return void held.push(e);
+      res.write(`id: ${e.id}\nevent: state\ndata: ${JSON.stringify(e)}\n\n`);
+      if (res.writableLength > SSE_MAX_BUFFER) {
+        res.write(`event: error\ndata: ${JSON.stringify({ reason: 'client too slow: buffer limit exceeded; reconnect with Last-Event-ID' })}\n\n`);
+        end();
+      }
+    };
+    const unsubscribe = hub.subscribe(send);
+    const keepAlive = setInterval(() => !closed && res.write(': keep-alive\n\n'), config.sseKeepAliveSec * 1000);
+    const end = () => {
+      if (closed) return;
+      closed = true;
+      open.delete(end);
+      clearInterval(keepAlive);
+      unsubscribe();
+      res.end();
+    };
+    req.raw.on('close', end);
+    open.add(end);
+
+    let replay: StateEvent[] = [];
+    try {
+      if (lastId !== undefined) {
+        // Bounded replay; a client further behind reconnects again from the last id it got.
+        replay = await eventsAfter(db, lastId, users, 10_000);
+      }
+    } catch (err) {
+      end();
+      throw err;
+    }
+    reply.hijack();
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache, no-store',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+      'x-request-id': req.id,
+    });
+    res.write(`retry: 2000\n: connected\n\n`);
+    const pending = held;
+    held = undefined;
+    for (const e of replay) {
+      send(e);
+      sentUpTo = e.id;
+    }
+    for (const e of pending) if (BigInt(e.id) > BigInt(sentUpTo)) send(e);
+  });
+}
