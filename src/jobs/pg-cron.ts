@@ -13,6 +13,11 @@ export function cronJobs(config: Config, schema: string) {
       schedule: '* * * * *',
       command: `${path}SELECT ck_sweep_offline('${config.heartbeatTimeoutSec} seconds'::interval)`,
     },
+    {
+      name: `ck-aggregate-${schema}`,
+      schedule: '* * * * *',
+      command: `${path}SELECT ck_aggregate_summaries(now(), '${config.heartbeatTimeoutSec} seconds'::interval, 5000)`,
+    },
   ];
 }
 

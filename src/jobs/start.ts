@@ -1,5 +1,6 @@
 import type { Context } from '../context.js';
 import { sweepOffline } from '../liveness/sql.js';
+import { aggregateSummaries } from '../summaries/sql.js';
 import { installCron } from './pg-cron.js';
 import { every, type JobLogger } from './scheduler.js';
 
@@ -18,6 +19,8 @@ export async function startJobs(ck: Context, log: JobLogger): Promise<Jobs> {
   const jobs = [
     every(db, 'sweep', config.sweepIntervalSec * 1000,
       (tx) => sweepOffline(tx, config.heartbeatTimeoutSec, clock.now()), log),
+    every(db, 'aggregate', config.aggregateIntervalSec * 1000,
+      (tx) => aggregateSummaries(tx, clock.now(), config.heartbeatTimeoutSec), log),
   ];
   return { stop: async () => void (await Promise.all(jobs.map((j) => j.stop()))) };
 }

@@ -7,6 +7,8 @@ import heartbeat from './heartbeat.js';
 import keys from './keys.js';
 import states from './states.js';
 import status from './status.js';
+import summaries from './summaries.js';
+import users from './users.js';
 
 export async function routes(app: App) {
   await app.register(swagger, {
@@ -17,5 +19,5 @@ export async function routes(app: App) {
       security: [{ bearer: [] }],
     },
   });
-  for (const r of [health, heartbeat, checkpoints, status, states, keys, events]) await app.register(r);
+  for (const r of [health, heartbeat, checkpoints, status, states, keys, events, summaries, users]) await app.register(r);
 }

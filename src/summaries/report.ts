@@ -1,0 +1,62 @@
+import type { DayRow } from './sql.js';
+
+export interface DaySummary {
+  date: string;
+  seconds: Record<string, number>;
+  total_seconds: number;
+}
+
+export interface UserSummary {
+  user_id: string;
+  tz: string;
+  from: string;
+  to: string;
+  day_start: string;
+  days: DaySummary[];
+  totals: Record<string, number>;
+  total_seconds: number;
+}
+
+/** Every local date from..to inclusive (YYYY-MM-DD, calendar arithmetic in UTC). */
+export function datesBetween(from: string, to: string): string[] {
+  const out: string[] = [];
+  for (let t = Date.parse(`${from}T00:00:00Z`); t <= Date.parse(`${to}T00:00:00Z`); t += 86_400_000) {
+    out.push(new Date(t).toISOString().slice(0, 10));
+  }
+  return out;
+}
+
+// Sums in integer milliseconds so totals carry no float drift.
+const ms = (s: number) => Math.round(s * 1000);
+
+/** Shapes one user's rows into days (every date present, empty ones too) and totals. */
+export function buildSummary(user: string, tz: string, from: string, to: string, dayStart: string, rows: DayRow[]): UserSummary {
+  const byDay = new Map<string, Record<string, number>>();
+  const totals: Record<string, number> = {};
+  for (const r of rows) {
+    const day = byDay.get(r.day) ?? {};
+    day[r.state] = (day[r.state] ?? 0) + ms(r.seconds);
+    byDay.set(r.day, day);
+    totals[r.state] = (totals[r.state] ?? 0) + ms(r.seconds);
+  }
+  const toSeconds = (o: Record<string, number>) => Object.fromEntries(Object.entries(o).sort().map(([k, v]) => [k, v / 1000]));
+  const sum = (o: Record<string, number>) => Object.values(o).reduce((a, b) => a + b, 0) / 1000;
+  const days = datesBetween(from, to).map((date) => {
+    const d = byDay.get(date) ?? {};
+    return { date, seconds: toSeconds(d), total_seconds: sum(d) };
+  });
+  return { user_id: user, tz, from, to, day_start: dayStart, days, totals: toSeconds(totals), total_seconds: sum(totals) };
+}
+
+const csvField = (v: string) => (/[",\n\r]/.test(v) || /^[=+\-@]/.test(v) ? `"${v.replace(/"/g, '""').replace(/^([=+\-@])/, "'$1")}"` : v);
+
+/** Long-format CSV: one line per user, date and state. Formula-looking cells are neutralized. */
+export function toCsv(summaries: UserSummary[]): string {
+  const lines = ['user_id,date,tz,state,seconds'];
+  for (const s of summaries) {
+    for (const d of s.days) {
+      for (const [state, sec] of Object.entries(d.seconds)) lines.push([csvField(s.user_id), d.date, s.tz, state, String(sec)].join(','));
+    }
+  }
+  return `${lines.join('\r\n')}\r\n`;
+}
