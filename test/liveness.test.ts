@@ -1,0 +1,101 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sweepOffline } from '../src/liveness/sql.js';
+import { BACKENDS, ManualClock, startServer, type TestServer } from './helpers.js';
+
+describe.each(BACKENDS)('liveness (%s)', (backend) => {
+  let s: TestServer;
+  const clock = new ManualClock();
+  beforeAll(async () => {
+    s = await startServer(backend, { clock });
+  });
+  afterAll(() => s.close());
+
+  const timeline = async (u: string) =>
+    (await s.req('GET', `/checkpoints?user_id=${u}`)).body.checkpoints.map((c: any) => [c.state, c.timestamp, c.source]);
+  const at = (ms: number) => new Date(ms).toISOString();
+
+  it('status is exact on read: Offline at last_heartbeat + timeout before any sweep', async () => {
+    const t0 = clock.now();
+    await s.req('POST', '/heartbeat', { user_id: 'ex' });
+    clock.advance(59_000);
+    expect((await s.req('GET', '/status/ex')).body).toMatchObject({ state: 'Online', online: true });
+    clock.advance(2_000);
+    expect((await s.req('GET', '/status/ex')).body).toMatchObject({ state: 'Offline', online: false, state_since: at(t0 + 60_000) });
+    const byState = await s.req('GET', '/status?state=Offline&limit=1000');
+    expect(byState.body.users.map((u: any) => u.user_id)).toContain('ex');
+    const online = await s.req('GET', '/status?state=Online&limit=1000');
+    expect(online.body.users.map((u: any) => u.user_id)).not.toContain('ex');
+  });
+
+  it('the sweep stamps Offline at last_heartbeat + timeout, costs only expired users, and is idempotent', async () => {
+    const t0 = clock.now();
+    await s.req('POST', '/heartbeat', { user_id: 'sw' });
+    await s.req('POST', '/checkpoints', { user_id: 'sw2', state: 'Busy' });
+    clock.advance(10 * 60_000);
+    await s.req('POST', '/heartbeat', { user_id: 'alive' });
+    await s.app.ck.coalescer.flush();
+    const n = await sweepOffline(s.db, 60, clock.now());
+    expect(n).toBeGreaterThanOrEqual(3); // ex, sw, sw2
+    expect(await sweepOffline(s.db, 60, clock.now())).toBe(0);
+    expect(await timeline('sw')).toEqual([['Online', at(t0), 'heartbeat'], ['Offline', at(t0 + 60_000), 'timeout']]);
+    expect((await s.req('GET', '/status/alive')).body.state).toBe('Online');
+    expect((await s.req('GET', '/status/sw2')).body).toMatchObject({ state: 'Offline', state_since: at(t0 + 60_000) });
+  });
+
+  it('a heartbeat after an unswept timeout records the gap, then Online at its own time', async () => {
+    const t0 = clock.now();
+    await s.req('POST', '/checkpoints', { user_id: 'gap', state: 'Busy' });
+    clock.advance(5 * 60_000);
+    const r = await s.req('POST', '/heartbeat', { user_id: 'gap' });
+    expect(r.body).toMatchObject({ state: 'Online', state_since: at(t0 + 300_000) });
+    expect(await timeline('gap')).toEqual([
+      ['Busy', at(t0), 'client'], ['Offline', at(t0 + 60_000), 'timeout'], ['Online', at(t0 + 300_000), 'heartbeat'],
+    ]);
+  });
+
+  it('a checkpoint after an unswept timeout records the gap too', async () => {
+    const t0 = clock.now();
+    await s.req('POST', '/heartbeat', { user_id: 'gap2' });
+    clock.advance(3 * 60_000);
+    await s.req('POST', '/checkpoints', { user_id: 'gap2', state: 'Away' });
+    expect(await timeline('gap2')).toEqual([
+      ['Online', at(t0), 'heartbeat'], ['Offline', at(t0 + 60_000), 'timeout'], ['Away', at(t0 + 180_000), 'client'],
+    ]);
+  });
+
+  it('a heartbeat revives a swept user with a new Online checkpoint', async () => {
+    await s.req('POST', '/heartbeat', { user_id: 'rev' });
+    clock.advance(120_000);
+    await sweepOffline(s.db, 60, clock.now());
+    const r = await s.req('POST', '/heartbeat', { user_id: 'rev' });
+    expect(r.body).toMatchObject({ state: 'Online', state_since: at(clock.now()) });
+    expect((await timeline('rev')).map((c: string[]) => c[0])).toEqual(['Online', 'Offline', 'Online']);
+  });
+
+  it('never sweeps a user whose buffered heartbeat was acknowledged within the timeout', async () => {
+    // Heartbeats every 50 s: each is acknowledged from memory or written; the sweep runs in between.
+    await s.req('POST', '/heartbeat', { user_id: 'steady' });
+    for (let i = 0; i < 6; i++) {
+      clock.advance(50_000);
+      await s.req('POST', '/heartbeat', { user_id: 'steady' });
+      await sweepOffline(s.db, 60, clock.now());
+      clock.advance(5_000);
+      await sweepOffline(s.db, 60, clock.now());
+      await s.app.ck.coalescer.flush();
+    }
+    expect((await timeline('steady')).map((c: string[]) => c[0])).toEqual(['Online']);
+  });
+
+  it('a flush that finds the row Offline (another writer) revives it', async () => {
+    await s.req('POST', '/heartbeat', { user_id: 'flip' });
+    clock.advance(1000);
+    await s.req('POST', '/heartbeat', { user_id: 'flip' }); // buffered
+    expect(s.app.ck.coalescer.pendingFor('flip')).toBe(clock.now());
+    // Another instance marks the user Offline directly.
+    await s.db.query(`SELECT * FROM ck_record_checkpoint('flip', 'Offline', $1, NULL, $1, '60 seconds')`, [at(clock.now() - 500)]);
+    await s.app.ck.coalescer.flush();
+    const st = (await s.req('GET', '/status/flip')).body;
+    expect(st.state).toBe('Online');
+    expect((await timeline('flip')).map((c: string[]) => c[0])).toEqual(['Online', 'Offline', 'Online']);
+  });
+});

@@ -1,0 +1,90 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { migrate } from '../src/db/migrate.js';
+import { openPostgres } from '../src/db/postgres.js';
+import type { Db } from '../src/db/types.js';
+import { CronUnavailableError, installCron, uninstallCron } from '../src/jobs/pg-cron.js';
+import { every } from '../src/jobs/scheduler.js';
+import { writeHeartbeats } from '../src/liveness/sql.js';
+import { BACKENDS, openTestDb, PG_URL, testConfig } from './helpers.js';
+
+async function waitFor<T>(fn: () => Promise<T | undefined>, timeoutMs: number, what: string): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+const silent = { warn: () => {} };
+
+describe.each(BACKENDS)('in-app scheduler (%s)', (backend) => {
+  it('two instances never run a job at once, and each run is logged in job_runs', async () => {
+    const db = await openTestDb(backend);
+    await migrate(db);
+    // A second "instance": its own pool on the same schema (PGlite: the same single connection).
+    const other: Db = backend === 'postgres' ? openPostgres({ url: PG_URL!, schema: db.schema, poolSize: 2 }) : db;
+    const spans: [number, number][] = [];
+    const job = async () => {
+      const start = Date.now();
+      await new Promise((r) => setTimeout(r, 40));
+      spans.push([start, Date.now()]);
+      return { ok: true };
+    };
+    const a = every(db, 'probe', 20, job, silent);
+    const b = every(other, 'probe', 20, job, silent);
+    await waitFor(async () => (spans.length >= 8 ? true : undefined), 20_000, 'eight runs');
+    await Promise.all([a.stop(), b.stop()]);
+    spans.sort((x, y) => x[0] - y[0]);
+    for (let i = 1; i < spans.length; i++) expect(spans[i]![0]).toBeGreaterThanOrEqual(spans[i - 1]![1]);
+    const { rows } = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM job_runs WHERE job = 'probe'`);
+    expect(rows[0]!.n).toBe(spans.length);
+    if (other !== db) await other.close();
+    await db.close();
+    await db.dropSchema();
+  });
+});
+
+describe('pg_cron scheduler', () => {
+  it('gives a clear error without PostgreSQL', async () => {
+    const db = await openTestDb('pglite');
+    await migrate(db);
+    await expect(installCron(db, testConfig())).rejects.toThrow(CronUnavailableError);
+    await db.close();
+  });
+
+  describe.skipIf(!PG_URL)('on PostgreSQL with pg_cron (CI installs it)', () => {
+    let db: Awaited<ReturnType<typeof openTestDb>>;
+    afterAll(async () => {
+      await uninstallCron(db, testConfig()).catch(() => {});
+      await db.close();
+      await db.dropSchema();
+    });
+
+    it('pg_cron itself runs the sweep and marks a silent user Offline', async () => {
+      db = await openTestDb('postgres');
+      await migrate(db);
+      // Last heartbeat five minutes ago.
+      await writeHeartbeats(db, ['cron-user'], [Date.now() - 300_000], 60);
+      const names = await installCron(db, testConfig());
+      expect(names).toEqual([`ck-sweep-${db.schema}`, `ck-aggregate-${db.schema}`]);
+      await installCron(db, testConfig()); // idempotent
+      const { rows: jobs } = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM cron.job WHERE jobname = ANY($1)`, [names]);
+      expect(jobs[0]!.n).toBe(2);
+      // pg_cron 1.4 schedules by the minute: wait for its own run to have written the Offline.
+      const run = await waitFor(async () => {
+        const { rows } = await db.query<{ status: string }>(
+          `SELECT d.status FROM cron.job_run_details d JOIN cron.job j ON j.jobid = d.jobid
+            WHERE j.jobname = $1 AND d.status = 'succeeded' LIMIT 1`, [names[0]]);
+        const { rows: s } = await db.query<{ current_state: string }>(`SELECT current_state FROM user_sessions WHERE user_id = 'cron-user'`);
+        return rows[0] && s[0]?.current_state === 'Offline' ? rows[0] : undefined;
+      }, 150_000, 'a pg_cron run of the sweep');
+      expect(run.status).toBe('succeeded');
+      const { rows: cps } = await db.query<{ state: string; source: string }>(
+        `SELECT state, source FROM checkpoints WHERE user_id = 'cron-user' ORDER BY ts`);
+      expect(cps).toEqual([{ state: 'Online', source: 'heartbeat' }, { state: 'Offline', source: 'timeout' }]);
+      expect(await uninstallCron(db, testConfig())).toEqual(names);
+    }, 180_000);
+  });
+});
