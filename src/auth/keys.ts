@@ -65,7 +65,12 @@ export class KeyVerifier {
 
   constructor(private readonly db: Queryable, private readonly ttlMs = 5000) {}
 
+  // Verified bearer strings, so the hot path skips hashing; entries expire with the same TTL.
+  private verified = new Map<string, { id: string; scopes: Scope[]; at: number }>();
+
   async verify(presented: string): Promise<{ id: string; scopes: Scope[] } | undefined> {
+    const hit = this.verified.get(presented);
+    if (hit && Date.now() - hit.at <= this.ttlMs) return hit;
     const m = KEY_RE.exec(presented);
     if (!m) return undefined;
     const id = m[1]!;
@@ -80,11 +85,15 @@ export class KeyVerifier {
       if (this.cache.size > 10_000) this.cache.clear();
       this.cache.set(id, entry);
     }
-    if ('missing' in entry) return undefined;
-    return timingSafeEqual(entry.hash, sha256(m[2]!)) ? { id, scopes: entry.scopes } : undefined;
+    if ('missing' in entry || !timingSafeEqual(entry.hash, sha256(m[2]!))) return undefined;
+    if (this.verified.size > 10_000) this.verified.clear();
+    const ok = { id, scopes: entry.scopes, at: entry.at };
+    this.verified.set(presented, ok);
+    return ok;
   }
 
   forget(id: string): void {
     this.cache.delete(id);
+    for (const [k, v] of this.verified) if (v.id === id) this.verified.delete(k);
   }
 }
