@@ -11,10 +11,11 @@ const USAGE = `usage: ck [serve]
        ck keys create --name NAME --scopes ingest,read,admin | list | revoke ID | generate
        ck cron install | uninstall`;
 
-async function withDb<T>(fn: (db: Db) => Promise<T>): Promise<T> {
+/** Opens the configured database, migrated first unless the command is the migration itself. */
+async function withDb<T>(fn: (db: Db) => Promise<T>, migrateFirst = true): Promise<T> {
   const db = await openDb(loadConfig());
   try {
-    await migrate(db);
+    if (migrateFirst) await migrate(db);
     return await fn(db);
   } finally {
     await db.close();
@@ -32,7 +33,7 @@ export async function main(argv: string[]): Promise<void> {
     case 'serve':
       return serve(loadConfig());
     case 'migrate': {
-      const applied = await withDb((db) => migrate(db));
+      const applied = await withDb((db) => migrate(db), false);
       console.log(applied.length ? `applied migrations ${applied.join(', ')}` : 'database is up to date');
       return;
     }
