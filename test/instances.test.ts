@@ -1,0 +1,72 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openPostgres } from '../src/db/postgres.js';
+import { sweepOffline } from '../src/liveness/sql.js';
+import { ManualClock, openTestDb, PG_URL, startServer, type TestServer } from './helpers.js';
+
+async function eventually(fn: () => Promise<void>, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
+describe.skipIf(!PG_URL)('two instances on one PostgreSQL', () => {
+  let a: TestServer;
+  let b: TestServer;
+  let base: Awaited<ReturnType<typeof openTestDb>>;
+  const clock = new ManualClock(Date.now());
+  beforeAll(async () => {
+    base = await openTestDb('postgres');
+    a = await startServer('postgres', { clock, db: base });
+    b = await startServer('postgres', { clock, db: openPostgres({ url: PG_URL!, schema: base.schema, poolSize: 5 }) });
+  });
+  afterAll(async () => {
+    await a.close();
+    await b.close();
+    await b.db.close();
+    await base.close();
+    await base.dropSchema();
+  });
+
+  it("a state written through B reaches A's heartbeat answers and A's event stream", async () => {
+    await a.req('POST', '/heartbeat', { user_id: 'shared' });
+    await a.req('POST', '/heartbeat', { user_id: 'shared' }); // now on A's fast path
+    await b.req('POST', '/checkpoints', { user_id: 'shared', state: 'Busy' });
+    await eventually(async () => {
+      expect((await a.req('POST', '/heartbeat', { user_id: 'shared' })).body.state).toBe('Busy');
+    });
+  });
+
+  it('a sweep by one instance and buffered heartbeats on both keep one consistent timeline', async () => {
+    await a.req('POST', '/heartbeat', { user_id: 'both' });
+    await b.req('POST', '/heartbeat', { user_id: 'both' });
+    clock.advance(2 * 60_000);
+    await sweepOffline(b.db, 60, clock.now());
+    await Promise.all([a.req('POST', '/heartbeat', { user_id: 'both' }), b.req('POST', '/heartbeat', { user_id: 'both' })]);
+    await Promise.all([a.app.ck.coalescer.flush(), b.app.ck.coalescer.flush()]);
+    const tl = (await a.req('GET', '/checkpoints?user_id=both')).body.checkpoints.map((c: any) => c.state);
+    expect(tl).toEqual(['Online', 'Offline', 'Online']);
+    const { rows } = await a.db.query<{ current_state: string }>(`SELECT current_state FROM user_sessions WHERE user_id = 'both'`);
+    expect(rows[0]!.current_state).toBe('Online');
+  });
+
+  it('concurrent batches for overlapping users from both instances do not deadlock', async () => {
+    const users = Array.from({ length: 300 }, (_, i) => `batch${i}`);
+    const reversed = [...users].reverse();
+    const results = await Promise.all([
+      a.req('POST', '/heartbeats', { user_ids: users }),
+      b.req('POST', '/heartbeats', { user_ids: reversed }),
+      a.req('POST', '/heartbeats', { user_ids: reversed }),
+      b.req('POST', '/heartbeats', { user_ids: users }),
+    ]);
+    for (const r of results) expect(r.status).toBe(200);
+    const { rows } = await a.db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM checkpoints WHERE user_id LIKE 'batch%'`);
+    expect(rows[0]!.n).toBe(300); // one Online each, never two
+  });
+});
