@@ -1,0 +1,87 @@
+import { randomBytes } from 'node:crypto';
+import type { Queryable } from '../db/types.js';
+import { iso } from '../time.js';
+
+export interface Webhook {
+  id: string;
+  url: string;
+  /** null: every user. */
+  user_ids: string[] | null;
+  /** null: every state. */
+  states: string[] | null;
+  created_at: string;
+}
+
+export interface Delivery {
+  id: string;
+  event_id: string;
+  user_id: string;
+  state: string;
+  status: 'pending' | 'delivered' | 'failed';
+  attempts: number;
+  last_status: number | null;
+  last_error: string | null;
+  /** When the next attempt is due; null unless pending. */
+  next_attempt_at: string | null;
+  delivered_at: string | null;
+  created_at: string;
+}
+
+type Row<T> = Omit<T, 'created_at'> & { created_at: number };
+
+const WEBHOOK_COLUMNS = `id::text, url, user_ids, states, ck_ms(created_at) AS created_at`;
+const toWebhook = (r: Row<Webhook>): Webhook => ({ ...r, created_at: iso(r.created_at) });
+
+/** A new signing secret: `whsec_` and 32 random bytes, base64url. The whole string is the HMAC key. */
+export const newSecret = () => `whsec_${randomBytes(32).toString('base64url')}`;
+
+export async function createWebhook(
+  db: Queryable, input: { url: string; user_ids: string[] | null; states: string[] | null },
+): Promise<Webhook & { secret: string }> {
+  const secret = newSecret();
+  const { rows } = await db.query<Row<Webhook>>(
+    `INSERT INTO webhooks (url, user_ids, states, secret) VALUES ($1, $2, $3, $4) RETURNING ${WEBHOOK_COLUMNS}`,
+    [input.url, input.user_ids, input.states, secret],
+  );
+  return { ...toWebhook(rows[0]!), secret };
+}
+
+export async function listWebhooks(db: Queryable): Promise<Webhook[]> {
+  const { rows } = await db.query<Row<Webhook>>(`SELECT ${WEBHOOK_COLUMNS} FROM webhooks ORDER BY id`);
+  return rows.map(toWebhook);
+}
+
+/** Removes a webhook and its deliveries (pending ones are never sent). */
+export async function deleteWebhook(db: Queryable, id: string): Promise<boolean> {
+  const { rows } = await db.query(`DELETE FROM webhooks WHERE id = $1::bigint RETURNING id`, [id]);
+  return rows.length > 0;
+}
+
+export async function webhookExists(db: Queryable, id: string): Promise<boolean> {
+  const { rows } = await db.query(`SELECT 1 FROM webhooks WHERE id = $1::bigint`, [id]);
+  return rows.length > 0;
+}
+
+/** A webhook's deliveries, newest event first; `before` pages by event id. */
+export async function listDeliveries(
+  db: Queryable, webhookId: string, opts: { status?: string; before?: string; limit: number },
+): Promise<Delivery[]> {
+  type R = Omit<Delivery, 'next_attempt_at' | 'delivered_at' | 'created_at'> &
+    { next_attempt_at: number; delivered_at: number | null; created_at: number };
+  const { rows } = await db.query<R>(
+    `SELECT id::text, checkpoint_id::text AS event_id, user_id, event->>'state' AS state, status, attempts,
+            last_status, last_error, ck_ms(next_attempt_at) AS next_attempt_at, ck_ms(delivered_at) AS delivered_at,
+            ck_ms(created_at) AS created_at
+       FROM webhook_deliveries
+      WHERE webhook_id = $1::bigint AND ($2::text IS NULL OR status = $2)
+        AND ($3::bigint IS NULL OR checkpoint_id < $3::bigint)
+      ORDER BY checkpoint_id DESC LIMIT $4`,
+    [webhookId, opts.status ?? null, opts.before ?? null, opts.limit],
+  );
+  return rows.map((r) => ({
+    ...r,
+    next_attempt_at: r.status === 'pending' ? iso(r.next_attempt_at) : null,
+    delivered_at: r.delivered_at === null ? null : iso(r.delivered_at),
+    created_at: iso(r.created_at),
+  }));
+}

@@ -1,0 +1,197 @@
+import type { Db } from '../db/types.js';
+import type { EventHub } from '../events/hub.js';
+import { every, type JobLogger } from '../jobs/scheduler.js';
+import { type AttemptResult, type Claimed, claim, countPending, finish, pruneDeliveries, release, toEvent } from './outbox.js';
+import { signatureHeader } from './signature.js';
+
+export interface WebhookWorkerOptions {
+  db: Db;
+  /** Wakes the worker as soon as an event is committed (the poll is the fallback). */
+  events: EventHub;
+  /** First retry delay; doubles per failed attempt up to 1 h (CK_WEBHOOK_RETRY_BASE_MS). */
+  retryBaseMs: number;
+  log: JobLogger;
+  /** Default 1000. */
+  pollMs?: number;
+  /** Per attempt; default 10 000. */
+  timeoutMs?: number;
+  /** How long a claimed delivery stays ours; must exceed timeoutMs. Default 60 000. */
+  leaseMs?: number;
+  /** Deliveries being sent at once by this instance; default 100. */
+  maxInFlight?: number;
+  /** Finished deliveries are kept this long for GET /webhooks/:id/deliveries; default 7 days. */
+  keepSec?: number;
+  /** Wall-clock ms for the signature's `t` (the receiver compares it with its own clock). */
+  wallClock?: () => number;
+}
+
+/**
+ * Sends the webhook outbox (migration 5). Runs in every instance: claims are leases taken with
+ * SKIP LOCKED, so instances share the work and a user's events still go out one at a time, in order.
+ * Attempts are sent concurrently and their results recorded in batches.
+ *
+ * @example
+ *   const worker = new WebhookWorker({ db, events, retryBaseMs: 1000, log });
+ *   worker.start();
+ *   await worker.backlog(); // pending deliveries, for metrics
+ *   await worker.stop();
+ */
+export class WebhookWorker {
+  private readonly o: Required<WebhookWorkerOptions>;
+  private stopped = true;
+  private timer?: NodeJS.Timeout;
+  private retryTimer?: NodeJS.Timeout;
+  private retryAt = 0;
+  private unsubscribe?: () => void;
+  private prune?: { stop(): Promise<void> };
+  private readonly abort = new AbortController();
+  private claiming?: Promise<void>;
+  private wakeAgain = false;
+  private recording?: Promise<void>;
+  private inFlight = 0;
+  private readonly sends = new Set<Promise<void>>();
+  private results: AttemptResult[] = [];
+  private releases: string[] = [];
+
+  constructor(opts: WebhookWorkerOptions) {
+    this.o = {
+      pollMs: 1000, timeoutMs: 10_000, leaseMs: 60_000, maxInFlight: 100, keepSec: 7 * 86_400,
+      wallClock: Date.now, ...opts,
+    };
+  }
+
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.unsubscribe = this.o.events.subscribe(() => this.wake());
+    this.timer = setInterval(() => this.wake(), this.o.pollMs);
+    this.timer.unref();
+    this.prune = every(this.o.db, 'webhook-prune', 600_000, (tx) => pruneDeliveries(tx, this.o.keepSec), this.o.log);
+    this.wake();
+  }
+
+  /** Pending deliveries across all webhooks and instances (the backlog metric). */
+  backlog(): Promise<number> {
+    return countPending(this.o.db);
+  }
+
+  /** Stops claiming, interrupts sends in progress (their leases are given back) and records what finished. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearInterval(this.timer);
+    clearTimeout(this.retryTimer);
+    this.unsubscribe?.();
+    this.abort.abort();
+    await this.prune?.stop();
+    await this.claiming;
+    await Promise.all(this.sends);
+    while (this.recording) await this.recording;
+  }
+
+  /** Claims due deliveries now; calls while a claim runs are coalesced into one more. */
+  private wake(): void {
+    if (this.stopped) return;
+    if (this.claiming) {
+      this.wakeAgain = true;
+      return;
+    }
+    this.wakeAgain = false;
+    this.claiming = this.claimDue().finally(() => {
+      this.claiming = undefined;
+      if (this.wakeAgain) this.wake();
+    });
+  }
+
+  private async claimDue(): Promise<void> {
+    const room = this.o.maxInFlight - this.inFlight;
+    if (room <= 0) return; // a recorded result wakes us
+    let batch: Claimed[];
+    try {
+      batch = await claim(this.o.db, room, this.o.leaseMs);
+    } catch (err) {
+      this.o.log.warn({ err }, 'claiming webhook deliveries failed; will retry');
+      return;
+    }
+    if (batch.length === room) this.wakeAgain = true;
+    this.inFlight += batch.length;
+    for (const d of batch) {
+      const p = this.send(d).finally(() => this.sends.delete(p));
+      this.sends.add(p);
+    }
+  }
+
+  private async send(d: Claimed): Promise<void> {
+    const body = JSON.stringify(toEvent(d.event));
+    const t = Math.floor(this.o.wallClock() / 1000);
+    try {
+      const res = await fetch(d.url, {
+        method: 'POST',
+        body,
+        redirect: 'manual',
+        signal: AbortSignal.any([this.abort.signal, AbortSignal.timeout(this.o.timeoutMs)]),
+        headers: {
+          'content-type': 'application/json',
+          'user-agent': 'ck-webhooks',
+          'ck-event-id': d.event.id,
+          'ck-signature': signatureHeader(d.secret, body, t),
+        },
+      });
+      await res.body?.cancel().catch(() => {});
+      const ok = res.status >= 200 && res.status < 300;
+      this.results.push({ id: d.id, attempts: d.attempts, ok, code: res.status, error: null });
+    } catch (err) {
+      if (this.abort.signal.aborted) this.releases.push(d.id);
+      else this.results.push({ id: d.id, attempts: d.attempts, ok: false, code: null, error: describe(err, this.o.timeoutMs) });
+    }
+    this.record();
+  }
+
+  /** A retry due before the next poll gets a wake-up of its own (backoff below the poll interval). */
+  private wakeIn(ms: number): void {
+    if (ms >= this.o.pollMs || this.stopped) return;
+    const at = Date.now() + Math.max(ms, 0);
+    if (this.retryTimer && this.retryAt <= at) return;
+    clearTimeout(this.retryTimer);
+    this.retryAt = at;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.wake();
+    }, Math.max(ms, 0));
+    this.retryTimer.unref();
+  }
+
+  /** Writes finished attempts in batches, one statement each, while more keep arriving. */
+  private record(): void {
+    if (this.recording) return;
+    this.recording = this.recordAll().finally(() => {
+      this.recording = undefined;
+      if (this.results.length || this.releases.length) this.record();
+    });
+  }
+
+  private async recordAll(): Promise<void> {
+    while (this.results.length || this.releases.length) {
+      const results = this.results.splice(0);
+      const releases = this.releases.splice(0);
+      try {
+        const retryIn = await finish(this.o.db, results, this.o.retryBaseMs);
+        if (retryIn !== null) this.wakeIn(retryIn);
+        await release(this.o.db, releases);
+      } catch (err) {
+        // The leases run out and the deliveries are retried: at least once, receivers dedupe by ck-event-id.
+        this.o.log.warn({ err }, 'recording webhook attempts failed; they will be retried');
+      }
+      this.inFlight -= results.length + releases.length;
+      // The next event of each user just recorded may be due now.
+      this.wake();
+    }
+  }
+}
+
+function describe(err: unknown, timeoutMs: number): string {
+  const e = err as { name?: string; message?: string; cause?: { code?: string; message?: string } };
+  if (e?.name === 'TimeoutError') return `timed out after ${timeoutMs / 1000} s`;
+  const cause = e?.cause?.code ?? e?.cause?.message;
+  return (cause ? `${e.message}: ${cause}` : String(e?.message ?? err)).slice(0, 500);
+}

@@ -1,0 +1,83 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingHttpHeaders } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export interface Received {
+  path: string;
+  headers: IncomingHttpHeaders;
+  raw: string;
+  event: any;
+  /** What the receiver answered. */
+  status: number;
+}
+
+/** A real HTTP endpoint that records every request and answers `decide(request)` (default 200). */
+export async function startReceiver(decide: (r: Omit<Received, 'status'>) => number = () => 200) {
+  const got: Received[] = [];
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const raw = Buffer.concat(chunks).toString('utf8');
+      const r = { path: req.url ?? '/', headers: req.headers, raw, event: JSON.parse(raw) };
+      const status = decide(r);
+      got.push({ ...r, status });
+      res.writeHead(status, { 'content-type': 'text/plain' }).end(status < 300 ? 'ok' : 'not now');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    url,
+    got,
+    /** Requests answered 2xx. */
+    acked: (path?: string) => got.filter((r) => r.status < 300 && (path === undefined || r.path === path)),
+    close: () => new Promise<void>((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    }),
+  };
+}
+
+/** Verifies `ck-signature` the way docs/webhooks.md tells receivers to. */
+export function verifySignature(secret: string, raw: string, header: string | undefined, nowSec: number, toleranceSec = 300): boolean {
+  const m = /^t=(\d+),v1=([0-9a-f]{64})$/.exec(header ?? '');
+  if (!m) return false;
+  const expected = createHmac('sha256', secret).update(`${m[1]}.${raw}`).digest();
+  const given = Buffer.from(m[2]!, 'hex');
+  return timingSafeEqual(expected, given) && Math.abs(nowSec - Number(m[1])) <= toleranceSec;
+}
+
+/** Polls `fn` until it returns something other than undefined; a generous deadline, never a fixed sleep. */
+export async function waitFor<T>(fn: () => Promise<T | undefined> | T | undefined, what: string, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/**
+ * Checks the ordering contract on what a receiver saw: per user, an event is only sent once every
+ * earlier event of that user was acknowledged; and each event was acknowledged exactly once.
+ */
+export function assertInOrderExactlyOnce(got: Received[], expectedIdsByUser: Record<string, string[]>): void {
+  for (const [user, ids] of Object.entries(expectedIdsByUser)) {
+    const mine = got.filter((r) => r.event.user_id === user);
+    const acked = new Set<string>();
+    for (const r of mine) {
+      const pos = ids.indexOf(r.event.id);
+      if (pos < 0) throw new Error(`unexpected event ${r.event.id} for ${user}`);
+      for (const earlier of ids.slice(0, pos)) {
+        if (!acked.has(earlier)) throw new Error(`${user}: event ${r.event.id} sent before ${earlier} was acknowledged`);
+      }
+      if (r.status < 300) {
+        if (acked.has(r.event.id)) throw new Error(`${user}: event ${r.event.id} acknowledged twice`);
+        acked.add(r.event.id);
+      }
+    }
+    if (acked.size !== ids.length) throw new Error(`${user}: ${acked.size} of ${ids.length} events acknowledged`);
+  }
+}
