@@ -1,0 +1,142 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startJobs } from '../src/jobs/start.js';
+import { BACKENDS, ManualClock, startServer, type TestServer } from './helpers.js';
+
+// Prometheus text exposition 0.0.4: comments, or `name{label="value",...} number` (NaN and Inf in any case,
+// as Prometheus parses them with Go's ParseFloat; prom-client prints "Nan").
+const HELP = /^# (HELP|TYPE) [a-zA-Z_:][a-zA-Z0-9_:]* .+$/;
+const SAMPLE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*",?)*\})? (-?[0-9.]+(?:e[+-]?\d+)?|[Nn]a[Nn]|[+-][Ii]nf)$/;
+
+/** The value of one sample, matched by name and exact label set (in any order); undefined if absent. */
+function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
+  const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`).sort().join(',');
+  for (const line of text.split('\n')) {
+    const m = SAMPLE.exec(line);
+    if (!m || m[1] !== name) continue;
+    const got = (m[2] ?? '{}').slice(1, -1).split(',').filter(Boolean).sort().join(',');
+    if (got === want) return Number(m[3]);
+  }
+  return undefined;
+}
+
+async function waitFor<T>(fn: () => Promise<T | undefined>, timeoutMs: number, what: string): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+describe.each(BACKENDS)('GET /metrics (%s)', (backend) => {
+  let s: TestServer;
+  const clock = new ManualClock();
+  beforeAll(async () => {
+    // Long flush interval and timeout: only the test's own flush() writes buffered heartbeats.
+    const env = { CK_SCHEDULER: 'app', CK_SWEEP_INTERVAL: '1', CK_HEARTBEAT_TIMEOUT: '3600', CK_FLUSH_INTERVAL_MS: '60000' };
+    s = await startServer(backend, { clock, env });
+  });
+  afterAll(() => s.close());
+
+  const scrape = async () => {
+    const r = await s.req('GET', '/metrics');
+    expect(r.status).toBe(200);
+    return r.body as string;
+  };
+
+  it('needs a key with the read scope', async () => {
+    expect((await s.req('GET', '/metrics', undefined, null)).status).toBe(401);
+    expect((await s.req('GET', '/metrics', undefined, await s.key(['ingest']))).status).toBe(403);
+    const r = await s.req('GET', '/metrics', undefined, await s.key(['read']));
+    expect(r.status).toBe(200);
+    expect(r.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
+  });
+
+  it('counts heartbeats from memory, buffered and flushed', async () => {
+    // First heartbeats are written at once; repeats within the window are acknowledged from memory.
+    await s.req('POST', '/heartbeats', { user_ids: ['m1', 'm2', 'm3'] });
+    clock.advance(1000);
+    await s.req('POST', '/heartbeats', { user_ids: ['m1', 'm2', 'm3'] });
+    await s.req('POST', '/heartbeat', { user_id: 'm1' });
+    const before = await scrape();
+    expect(sample(before, 'ck_heartbeats_coalesced_total')).toBe(4);
+    expect(sample(before, 'ck_heartbeats_pending')).toBe(3);
+
+    await s.app.ck.coalescer.flush();
+    const after = await scrape();
+    expect(sample(after, 'ck_heartbeats_coalesced_total')).toBe(4);
+    expect(sample(after, 'ck_heartbeats_pending')).toBe(0);
+    expect(sample(after, 'ck_heartbeats_flushed_total')).toBe(3);
+    expect(sample(after, 'ck_heartbeat_flush_duration_seconds_count')).toBe(1);
+    expect(sample(after, 'ck_heartbeat_flush_duration_seconds_bucket', { le: '+Inf' })).toBe(1);
+  });
+
+  it('labels HTTP requests by route pattern, never the raw URL', async () => {
+    await s.req('GET', '/status/m1');
+    await s.req('GET', '/status/m2');
+    await s.req('GET', '/status/nobody');
+    await s.req('GET', '/no/such/route');
+    const text = await scrape();
+    const status = (code: string) => ({ method: 'GET', route: '/status/:user_id', status_code: code });
+    expect(sample(text, 'ck_http_requests_total', status('200'))).toBe(2);
+    expect(sample(text, 'ck_http_requests_total', status('404'))).toBe(1);
+    expect(sample(text, 'ck_http_request_duration_seconds_count', status('200'))).toBe(2);
+    expect(sample(text, 'ck_http_requests_total', { method: 'GET', route: 'unmatched', status_code: '404' })).toBe(1);
+    expect(sample(text, 'ck_http_requests_total', { method: 'POST', route: '/heartbeats', status_code: '200' })).toBe(2);
+    expect(text).not.toMatch(/route="\/status\/m1"/);
+    expect(text).not.toMatch(/route="\/no\/such/);
+  });
+
+  it('is valid Prometheus text with the pool, the subsystem gauges and process metrics', async () => {
+    s.app.ck.metrics.sseClients.inc(2);
+    s.app.ck.metrics.webhookBacklog.set(7);
+    s.app.ck.metrics.aggregationLag.set(90);
+    const text = await scrape();
+    const lines = text.split('\n').filter((l) => l !== '');
+    for (const line of lines) expect(line.startsWith('#') ? HELP.test(line) : SAMPLE.test(line), line).toBe(true);
+    expect(text).toMatch(/^# TYPE ck_http_requests_total counter$/m);
+    expect(text).toMatch(/^# TYPE ck_http_request_duration_seconds histogram$/m);
+    expect(sample(text, 'ck_sse_clients')).toBe(2);
+    expect(sample(text, 'ck_webhook_backlog')).toBe(7);
+    expect(sample(text, 'ck_aggregation_lag_seconds')).toBe(90);
+    expect(sample(text, 'ck_db_pool_connections', { state: 'total' })).toBeGreaterThanOrEqual(1);
+    expect(sample(text, 'ck_db_pool_connections', { state: 'waiting' })).toBe(0);
+    expect(sample(text, 'process_cpu_user_seconds_total')).toBeGreaterThan(0);
+  });
+
+  it('times the sweep and counts the users it expired', async () => {
+    const jobs = await startJobs(s.app.ck, { warn: () => {} });
+    try {
+      await s.req('POST', '/heartbeats', { user_ids: ['exp1', 'exp2'] });
+      await s.app.ck.coalescer.flush();
+      clock.advance(2 * 3600_000); // everyone is now past the one-hour timeout
+      const text = await waitFor(async () => {
+        const t = await scrape();
+        return (sample(t, 'ck_job_items_total', { job: 'sweep', item: 'users_expired' }) ?? 0) >= 5 ? t : undefined;
+      }, 20_000, 'a sweep that expired m1, m2, m3, exp1, exp2');
+      expect(sample(text, 'ck_job_items_total', { job: 'sweep', item: 'users_expired' })).toBe(5);
+      expect(sample(text, 'ck_job_duration_seconds_count', { job: 'sweep' })).toBeGreaterThanOrEqual(1);
+    } finally {
+      await jobs.stop();
+    }
+  });
+
+  it('keeps each app instance in its own registry; a failing scrape hook does not fail the scrape', async () => {
+    const other = await startServer(backend);
+    try {
+      const r = await other.req('GET', '/metrics');
+      expect(sample(r.body, 'ck_heartbeats_flushed_total')).toBe(0);
+      expect(sample(r.body, 'ck_http_requests_total', { method: 'GET', route: '/status/:user_id', status_code: '200' })).toBeUndefined();
+      other.app.ck.metrics.onScrape(() => {
+        throw new Error('backlog query failed');
+      });
+      const again = await other.req('GET', '/metrics');
+      expect(again.status).toBe(200);
+      expect(sample(again.body, 'ck_heartbeats_pending')).toBe(0);
+    } finally {
+      await other.close();
+    }
+    expect(sample(await scrape(), 'ck_heartbeats_flushed_total')).toBe(3);
+  });
+});
