@@ -1,19 +1,23 @@
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { KeyVerifier } from './auth/keys.js';
+import { looksLikeJwt, verifyToken } from './auth/tokens.js';
 import type { Config } from './config.js';
 import type { Context } from './context.js';
 import type { Db } from './db/types.js';
-import { authHook } from './http/auth.js';
-import { registerErrorHandler } from './http/error-handler.js';
+import { authHook, type Principal } from './http/auth.js';
+import { frameworkError, registerErrorHandler } from './http/error-handler.js';
 import { registerJsonParser } from './http/json-body.js';
+import { registerSecurity } from './http/security.js';
 import { registerValidation } from './http/validation.js';
 import { Problem } from './http/schemas.js';
 import { routes } from './http/routes/index.js';
 import { Coalescer } from './liveness/coalescer.js';
+import { Metrics } from './metrics.js';
 import { StateRegistry } from './states/registry.js';
 import { EventHub } from './events/hub.js';
 import { type Clock, systemClock } from './time.js';
+import { WebhookWorker } from './webhooks/worker.js';
 
 export interface AppDeps {
   db: Db;
@@ -25,8 +29,8 @@ export interface AppDeps {
 export type App = FastifyInstance;
 
 /**
- * Builds the HTTP app on an open, migrated database. Starts no background jobs (see `startJobs`) but the
- * heartbeat flush timer, which `app.close()` stops after a final flush.
+ * Builds the HTTP app on an open, migrated database. Starts no scheduled jobs (see `startJobs`) but the
+ * heartbeat flush timer and the webhook worker, which `app.close()` stops (after a final flush).
  */
 export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   const clock = deps.clock ?? systemClock;
@@ -38,6 +42,12 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     requestTimeout: 30_000,
     keepAliveTimeout: 10_000,
     return503OnClosing: true,
+    // A 128-character user id in a path may arrive percent-encoded (up to 12 characters each).
+    routerOptions: { maxParamLength: 2048 },
+    // Router rejections (malformed %-escapes, over-long params) are problem+json too.
+    frameworkErrors: (err, req, reply) => frameworkError(err, req as FastifyRequest, reply as FastifyReply),
+    // One structured line per request (onResponse below) instead of Fastify's two.
+    disableRequestLogging: true,
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && /^[\w.-]{1,128}$/.test(given) ? given : crypto.randomUUID();
@@ -47,38 +57,57 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   const states = new StateRegistry(deps.db);
   await states.load();
   const keys = new KeyVerifier(deps.db);
+  const metrics = new Metrics();
   const coalescer = new Coalescer({
     db: deps.db,
     clock,
     timeoutSec: config.heartbeatTimeoutSec,
     flushIntervalMs: config.flushIntervalMs,
     chunk: deps.db.kind === 'pglite' ? 500 : 10_000,
+    onFlush: metrics.observeFlush,
     onError: (err) => app.log.warn({ err }, 'heartbeat flush failed; will retry'),
   });
+  metrics.watch(deps.db, coalescer);
   const events = new EventHub(deps.db, (err) => app.log.warn({ err }, 'event delivery failed'));
   await events.start();
   // A state written elsewhere (a client, the sweep, another instance) invalidates the heartbeat cache.
   events.subscribe((e) => {
     if (e.source !== 'heartbeat') coalescer.forget(e.user_id);
   });
-  const ck: Context = { config, db: deps.db, clock, states, keys, coalescer, events };
+  // Sends the webhook outbox; woken by the hub, polls as a fallback. Safe in every instance (leases).
+  const webhooks = new WebhookWorker({ db: deps.db, events, retryBaseMs: config.webhookRetryBaseMs, log: app.log });
+  const ck: Context = { config, db: deps.db, clock, states, keys, coalescer, events, metrics, webhooks };
   app.decorate('ck', ck);
 
   app.addSchema(Problem);
   registerValidation(app);
   registerJsonParser(app);
   registerErrorHandler(app);
+  app.addHook('onResponse', metrics.onResponse);
   app.addHook('onSend', async (req, reply) => {
     reply.header('x-request-id', req.id);
   });
-  app.addHook('preHandler', authHook(async (bearer) => {
+  app.addHook('onResponse', async (req, reply) => {
+    if (reply.statusCode < 500) {
+      req.log.info({ method: req.method, url: req.routeOptions.url ?? req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
+    }
+  });
+  const verifyBearer = async (bearer: string): Promise<Principal | undefined> => {
+    if (looksLikeJwt(bearer)) {
+      const t = config.tokenSecret ? await verifyToken(config.tokenSecret, bearer, clock.now()) : undefined;
+      return t && { kind: 'token', id: t.jti, scopes: t.scopes, userId: t.userId };
+    }
     const key = await keys.verify(bearer);
     return key && { kind: 'key', id: key.id, scopes: key.scopes };
-  }));
+  };
+  await registerSecurity(app, config, verifyBearer);
+  app.addHook('preHandler', authHook(verifyBearer));
 
   await app.register(routes);
   coalescer.start();
+  webhooks.start();
   app.addHook('onClose', async () => {
+    await webhooks.stop();
     await coalescer.stop().catch((err) => app.log.error({ err }, 'final heartbeat flush failed'));
     await events.stop();
   });

@@ -31,6 +31,8 @@ export interface Config {
   /** Seconds between SSE keep-alive comments. */
   sseKeepAliveSec: number;
   logLevel: string;
+  /** First webhook retry delay; doubles per failed attempt, capped at 1 h. */
+  webhookRetryBaseMs: number;
 }
 
 export class ConfigError extends Error {}
@@ -64,6 +66,10 @@ export function loadConfig(env: Env = process.env): Config {
   if (retentionDays !== undefined && retentionDays * 86_400 <= maxBackfillSec) {
     throw new ConfigError('CK_RETENTION_DAYS must be longer than CK_MAX_BACKFILL');
   }
+  // HS256 is only as strong as its key: anyone holding one token could guess a short secret offline.
+  if (env.CK_TOKEN_SECRET && env.CK_TOKEN_SECRET.length < 32) {
+    throw new ConfigError('CK_TOKEN_SECRET must be at least 32 characters (e.g. `openssl rand -base64 32`)');
+  }
   const schema = env.CK_DB_SCHEMA || 'public';
   if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
     throw new ConfigError('CK_DB_SCHEMA must be a lower-case SQL identifier');
@@ -89,5 +95,6 @@ export function loadConfig(env: Env = process.env): Config {
     poolSize: int(env, 'CK_POOL_SIZE', 10, 1, 1000),
     sseKeepAliveSec: int(env, 'CK_SSE_KEEPALIVE', 15, 1, 3600),
     logLevel: env.LOG_LEVEL || 'info',
+    webhookRetryBaseMs: int(env, 'CK_WEBHOOK_RETRY_BASE_MS', 1000, 1, 3_600_000),
   };
 }

@@ -3,8 +3,10 @@ import type { Config } from './config.js';
 import type { Db } from './db/types.js';
 import type { EventHub } from './events/hub.js';
 import type { Coalescer } from './liveness/coalescer.js';
+import type { Metrics } from './metrics.js';
 import type { StateRegistry } from './states/registry.js';
 import type { Clock } from './time.js';
+import type { WebhookWorker } from './webhooks/worker.js';
 
 /** What every route and job gets: built once by buildApp, decorated on the app as `app.ck`. */
 export interface Context {
@@ -15,6 +17,8 @@ export interface Context {
   keys: KeyVerifier;
   coalescer: Coalescer;
   events: EventHub;
+  webhooks: WebhookWorker;
+  metrics: Metrics;
 }
 
 declare module 'fastify' {

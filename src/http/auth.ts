@@ -4,7 +4,7 @@ import { ERRORS } from './errors.js';
 
 export interface Principal {
   kind: 'key' | 'token';
-  /** Key id, or the token's subject user. */
+  /** Key id, or the token id (jti). */
   id: string;
   scopes: Scope[];
   /** For per-user tokens: the only user this principal may act on. */
@@ -23,18 +23,23 @@ declare module 'fastify' {
 
 const hasScope = (p: Principal, scope: Scope) => p.scopes.includes('admin') || p.scopes.includes(scope);
 
+/** The credential in `Authorization: Bearer <key or token>`, if the header has that form. */
+export function bearerOf(req: FastifyRequest): string | undefined {
+  const header = req.headers.authorization;
+  return header ? /^Bearer\s+(\S+)\s*$/i.exec(header)?.[1] : undefined;
+}
+
 /** preHandler: 401 without a valid key or token, 403 without the route's scope. */
 export function authHook(verify: (bearer: string) => Promise<Principal | undefined>) {
   return async (req: FastifyRequest, _reply: FastifyReply) => {
     const scope = req.routeOptions.config.scope;
     if (!scope) return;
-    const header = req.headers.authorization;
-    const m = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
-    if (!m) throw ERRORS.unauthorized();
-    const principal = await verify(m[1]!);
+    const bearer = bearerOf(req);
+    if (!bearer) throw ERRORS.unauthorized();
+    const principal = await verify(bearer);
     if (!principal) throw ERRORS.unauthorized('the API key or token is unknown, revoked or expired');
     if (!hasScope(principal, scope)) {
-      throw ERRORS.forbidden(`this key lacks the "${scope}" scope`);
+      throw ERRORS.forbidden(`this ${principal.kind} lacks the "${scope}" scope`);
     }
     req.principal = principal;
   };
@@ -46,4 +51,17 @@ export function requireOwnUser(req: FastifyRequest, userIds: string[]): void {
   if (own === undefined) return;
   const other = userIds.find((u) => u !== own);
   if (other !== undefined) throw ERRORS.forbidden(`this token may only act for user "${own}"`);
+}
+
+/**
+ * The users a read may cover. A per-user token reads only its own user: asking for anyone else is a
+ * 403, and asking for nobody in particular (`requested` undefined: "all users") means just that user.
+ * Keys read what they ask for (undefined stays "all").
+ * @example const users = readableUsers(req, q.user_id); // string[] | undefined
+ */
+export function readableUsers(req: FastifyRequest, requested: string[] | undefined): string[] | undefined {
+  const own = req.principal?.userId;
+  if (own === undefined) return requested;
+  requireOwnUser(req, requested ?? []);
+  return [own];
 }

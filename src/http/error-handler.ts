@@ -1,6 +1,7 @@
-import type { FastifyError, FastifyInstance } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { isUnavailable } from '../db/types.js';
 import { type FieldError, ProblemError } from './errors.js';
+import { SECURITY_HEADERS } from './security.js';
 
 const PROBLEM = 'application/problem+json; charset=utf-8';
 
@@ -15,7 +16,16 @@ const FRAMEWORK: Record<string, [number, string]> = {
   FST_ERR_CTP_EMPTY_JSON_BODY: [400, 'Bad Request'],
   FST_ERR_CTP_INVALID_JSON_BODY: [400, 'Bad Request'],
   FST_ERR_RATE_LIMIT_EXCEEDED: [429, 'Too Many Requests'],
+  FST_ERR_BAD_URL: [400, 'Bad Request'],
+  FST_ERR_MAX_PARAM_LENGTH: [414, 'URI Too Long'],
 };
+
+/** Fastify's `frameworkErrors` option: router rejections (malformed %-escapes, long params) as problem+json. */
+export function frameworkError(err: FastifyError, req: FastifyRequest, reply: FastifyReply): void {
+  const [status, title] = FRAMEWORK[err.code] ?? [400, 'Bad Request'];
+  const path = req.url.split('?')[0]!;
+  void reply.status(status).headers(SECURITY_HEADERS).type(PROBLEM).send(problemBody(status, title, err.message, path, []));
+}
 
 /** The one place errors become HTTP: problem+json everywhere, never a stack or SQL text to clients. */
 export function registerErrorHandler(app: FastifyInstance): void {

@@ -17,7 +17,11 @@ export function encodeCursor(v: unknown[]): string {
 export function decodeCursor<T extends unknown[]>(raw: string | undefined, check: (v: unknown[]) => v is T): T | undefined {
   if (raw === undefined) return undefined;
   try {
-    const v = JSON.parse(Buffer.from(raw, 'base64url').toString('utf8'));
+    // Cursors hold values read from the database, which never contain NUL (PostgreSQL text cannot).
+    const v = JSON.parse(Buffer.from(raw, 'base64url').toString('utf8'), (_k, x) => {
+      if (typeof x === 'string' && x.includes('\u0000')) throw new Error('NUL in cursor');
+      return x;
+    });
     if (Array.isArray(v) && check(v)) return v;
   } catch {
     // fall through

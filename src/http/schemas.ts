@@ -1,8 +1,8 @@
 import { type TSchema, Type } from '@sinclair/typebox';
 
-/** 1 to 128 characters, no control characters. */
+/** 1 to 128 characters, no control characters, no unpaired surrogates (they cannot round-trip as UTF-8). */
 export const UserId = Type.String({
-  minLength: 1, maxLength: 128, pattern: '^[^\\u0000-\\u001F\\u007F-\\u009F]+$',
+  minLength: 1, maxLength: 128, pattern: '^[^\\u0000-\\u001F\\u007F-\\u009F\\uD800-\\uDFFF]+$',
   description: 'Your application\'s id for the user', examples: ['alice'],
 });
 

@@ -12,7 +12,8 @@ export interface JobLogger {
 /**
  * Runs `fn` every `intervalMs` on whichever instance takes the job's transaction-scoped advisory lock
  * first; the others skip that round. The lock dies with the transaction, so a killed instance hands the
- * job over by the next interval. No overlap within one process either.
+ * job over by the next interval. No overlap within one process either. `runNow` runs at once (still
+ * under the lock), even if a round ran recently.
  */
 export function every(
   db: Db, name: string, intervalMs: number, fn: (tx: import('../db/types.js').Queryable) => Promise<unknown>,
@@ -20,14 +21,22 @@ export function every(
 ): { stop(): Promise<void>; runNow(): Promise<boolean> } {
   let running: Promise<boolean> | undefined;
   let stopped = false;
-  const runOnce = async (): Promise<boolean> => {
+  // The lock only lasts a run, so an instance ticking later in the same interval would run the job again:
+  // skip when job_runs shows a run started less than ~one interval ago (database time; 10% for timer jitter).
+  const recent = `${Math.floor(intervalMs * 0.9)} milliseconds`;
+  const runOnce = async (force: boolean): Promise<boolean> => {
     const started = performance.now();
     const result = await db.transaction(async (tx) => {
       const { rows } = await tx.query<{ locked: boolean }>(
         `SELECT pg_try_advisory_xact_lock(hashtextextended($1 || current_schema(), 0)) AS locked`, [`ck.job.${name}`],
       );
       if (!rows[0]!.locked) return { skipped: true as const };
-      const { rows: t } = await tx.query<{ at: string }>('SELECT clock_timestamp()::text AS at');
+      const { rows: t } = await tx.query<{ at: string; ran: boolean }>(
+        `WITH n AS (SELECT clock_timestamp() AS at) SELECT n.at::text AS at, EXISTS (SELECT 1 FROM job_runs r
+           WHERE r.job = $1 AND r.started_at > n.at - $2::interval) AS ran FROM n`,
+        [name, recent],
+      );
+      if (t[0]!.ran && !force) return { skipped: true as const };
       const value = await fn(tx);
       await tx.query('INSERT INTO job_runs (job, instance, started_at, result) VALUES ($1, $2, $3, $4)', [
         name, INSTANCE_ID, t[0]!.at, JSON.stringify(value ?? null),
@@ -40,7 +49,7 @@ export function every(
   };
   const tick = () => {
     if (stopped || running) return;
-    running = runOnce()
+    running = runOnce(false)
       .catch((err) => {
         log.warn({ err, job: name }, 'job failed; will run again next interval');
         return false;
@@ -57,6 +66,6 @@ export function every(
       clearInterval(timer);
       await running;
     },
-    runNow: runOnce,
+    runNow: () => runOnce(true),
   };
 }

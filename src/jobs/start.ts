@@ -1,5 +1,6 @@
 import type { Context } from '../context.js';
 import { sweepOffline } from '../liveness/sql.js';
+import { runRetention } from '../retention.js';
 import { aggregateSummaries } from '../summaries/sql.js';
 import { installCron } from './pg-cron.js';
 import { every, type JobLogger } from './scheduler.js';
@@ -10,7 +11,7 @@ export interface Jobs {
 
 /** Starts the scheduled jobs for CK_SCHEDULER: in-app (advisory-locked), pg_cron (installed), or none. */
 export async function startJobs(ck: Context, log: JobLogger): Promise<Jobs> {
-  const { config, db, clock } = ck;
+  const { config, db, clock, metrics } = ck;
   if (config.scheduler === 'off') return { stop: async () => {} };
   if (config.scheduler === 'pg_cron') {
     await installCron(db, config);
@@ -18,9 +19,15 @@ export async function startJobs(ck: Context, log: JobLogger): Promise<Jobs> {
   }
   const jobs = [
     every(db, 'sweep', config.sweepIntervalSec * 1000,
-      (tx) => sweepOffline(tx, config.heartbeatTimeoutSec, clock.now()), log),
+      (tx) => sweepOffline(tx, config.heartbeatTimeoutSec, clock.now()), log,
+      (ms, n) => metrics.observeJob('sweep', ms, { users_expired: n as number })),
     every(db, 'aggregate', config.aggregateIntervalSec * 1000,
       (tx) => aggregateSummaries(tx, clock.now(), config.heartbeatTimeoutSec), log),
   ];
+  const days = config.retentionDays;
+  if (days !== undefined) {
+    jobs.push(every(db, 'retention', 15_000, (tx) => runRetention(tx, clock.now(), days), log,
+      (ms, r) => metrics.observeJob('retention', ms, r as Record<string, number>)));
+  }
   return { stop: async () => void (await Promise.all(jobs.map((j) => j.stop()))) };
 }

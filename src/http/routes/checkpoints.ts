@@ -59,8 +59,11 @@ export default async function checkpoints(app: App) {
       }
       ts = parsed;
     }
-    if (body.content !== undefined && Buffer.byteLength(JSON.stringify(body.content)) > MAX_CONTENT_BYTES) {
-      throw ERRORS.invalid('body', '/content', 'must be at most 16 KiB of JSON');
+    if (body.content !== undefined) {
+      const json = JSON.stringify(body.content);
+      if (Buffer.byteLength(json) > MAX_CONTENT_BYTES) throw ERRORS.invalid('body', '/content', 'must be at most 16 KiB of JSON');
+      // jsonb cannot hold U+0000; an escaped NUL is \u0000 after an even number of backslashes.
+      if (/(?<!\\)(?:\\\\)*\\u0000/.test(json)) throw ERRORS.invalid('body', '/content', 'must not contain NUL (\\u0000) characters');
     }
     const unknownState = () =>
       ERRORS.invalid('body', '/state', `is not a registered state; valid: ${states.list().map((s) => s.name).join(', ')}`);

@@ -1,3 +1,4 @@
+import type { OutgoingHttpHeaders } from 'node:http';
 import { Type } from '@sinclair/typebox';
 import type { App } from '../../app.js';
 import { eventsAfter, type StateEvent } from '../../events/hub.js';
@@ -33,6 +34,9 @@ export default async function events(app: App) {
     const users = own !== undefined ? [own] : q.user_id;
     const filter = users ? new Set(users) : undefined;
     const lastId = (req.headers['last-event-id'] as string | undefined) || q.last_event_id;
+    if (lastId !== undefined && BigInt(lastId) > 9223372036854775807n) {
+      throw ERRORS.invalid(req.headers['last-event-id'] ? 'headers' : 'querystring', '/last_event_id', 'is larger than any event id');
+    }
 
     // Subscribe before replaying so nothing falls between the two; live events wait in `held`.
     let held: StateEvent[] | undefined = [];
@@ -73,6 +77,7 @@ export default async function events(app: App) {
     }
     reply.hijack();
     res.writeHead(200, {
+      ...(reply.getHeaders() as OutgoingHttpHeaders), // CORS, security and rate-limit headers from earlier hooks
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-cache, no-store',
       connection: 'keep-alive',

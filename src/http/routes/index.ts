@@ -1,14 +1,18 @@
 import swagger from '@fastify/swagger';
 import type { App } from '../../app.js';
 import checkpoints from './checkpoints.js';
+import dashboard from './dashboard.js';
 import events from './events.js';
 import health from './health.js';
 import heartbeat from './heartbeat.js';
 import keys from './keys.js';
+import metrics from './metrics.js';
 import states from './states.js';
 import status from './status.js';
 import summaries from './summaries.js';
+import tokens from './tokens.js';
 import users from './users.js';
+import webhooks from './webhooks.js';
 
 export async function routes(app: App) {
   await app.register(swagger, {
@@ -19,5 +23,5 @@ export async function routes(app: App) {
       security: [{ bearer: [] }],
     },
   });
-  for (const r of [health, heartbeat, checkpoints, status, states, keys, events, summaries, users]) await app.register(r);
+  for (const r of [health, heartbeat, checkpoints, status, states, keys, tokens, events, summaries, users, dashboard, metrics, webhooks]) await app.register(r);
 }

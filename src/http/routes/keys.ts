@@ -19,7 +19,7 @@ export default async function keys(app: App) {
     config: { scope: 'admin' },
     schema: {
       summary: 'Create an API key (the secret is returned once)',
-      body: Type.Object({ name: Type.String({ minLength: 1, maxLength: 200 }), scopes: Scopes }),
+      body: Type.Object({ name: Type.String({ minLength: 1, maxLength: 200, pattern: '^[^\\u0000-\\u001F\\u007F]+$' }), scopes: Scopes }),
       response: { 201: Type.Intersect([Key, Type.Object({ key: Type.String() })]), ...errorResponses(400, 401, 403, 415, 422, 503) },
     },
   }, async (req, reply) => {

@@ -42,14 +42,22 @@ export default async function summaries(app: App) {
     const groups = new Map<string, string[]>();
     for (const u of users) {
       const tz = q.tz ?? zoneOf.get(u) ?? 'UTC';
-      groups.set(tz, [...(groups.get(tz) ?? []), u]);
+      const g = groups.get(tz);
+      if (g) g.push(u);
+      else groups.set(tz, [u]);
     }
     const out = new Map<string, UserSummary>();
     for (const [tz, group] of groups) {
       const rows = await summaryRows(db, {
         users: group, from: q.from, to: q.to, tz, dayStart: q.day_start, nowMs: clock.now(), timeoutSec: config.heartbeatTimeoutSec,
       });
-      for (const u of group) out.set(u, buildSummary(u, tz, q.from, q.to, q.day_start, rows.filter((r) => r.user_id === u)));
+      const byUser = new Map<string, typeof rows>();
+      for (const r of rows) {
+        const list = byUser.get(r.user_id);
+        if (list) list.push(r);
+        else byUser.set(r.user_id, [r]);
+      }
+      for (const u of group) out.set(u, buildSummary(u, tz, q.from, q.to, q.day_start, byUser.get(u) ?? []));
     }
     return users.map((u) => out.get(u)!);
   }

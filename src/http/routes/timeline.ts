@@ -2,7 +2,7 @@ import { Type } from '@sinclair/typebox';
 import type { App } from '../../app.js';
 import { timelinePage } from '../../checkpoints/timeline.js';
 import { getSessions } from '../../liveness/sql.js';
-import { iso } from '../../time.js';
+import { iso, parseInstant } from '../../time.js';
 import { requireOwnUser } from '../auth.js';
 import { ERRORS } from '../errors.js';
 import { decodeCursor, encodeCursor, queryInstant } from '../query.js';
@@ -19,8 +19,10 @@ const Entry = Type.Object({
   received_at: Type.String({ format: 'date-time' }),
 });
 
+const MAX_BIGINT = 9223372036854775807n;
+
 const isCursor = (v: unknown[]): v is [number, string] =>
-  v.length === 2 && Number.isFinite(v[0]) && typeof v[1] === 'string' && /^\d{1,19}$/.test(v[1] as string);
+  v.length === 2 && parseInstant(v[0]) !== undefined && typeof v[1] === 'string' && /^\d{1,19}$/.test(v[1] as string) && BigInt(v[1] as string) <= MAX_BIGINT;
 
 export default async function timeline(app: App) {
   const { db, clock, config } = app.ck;
