@@ -52,6 +52,7 @@ export class EventHub {
   private unlisten?: () => Promise<void>;
   private lastId = '0';
   private queue: Promise<void> = Promise.resolve();
+  private stopped = false;
 
   constructor(private readonly db: Db, private readonly onError: (err: unknown) => void) {}
 
@@ -80,7 +81,7 @@ export class EventHub {
 
   /** Serializes deliveries so events keep their order. */
   private enqueue(task: () => Promise<void>): void {
-    this.queue = this.queue.then(task).catch(this.onError);
+    this.queue = this.queue.then(() => (this.stopped ? undefined : task())).catch(this.onError);
   }
 
   private async deliverIds(payload: string): Promise<void> {
@@ -98,15 +99,24 @@ export class EventHub {
     }
   }
 
+  // Ids emitted lately: after a reconnect the catch-up and a late NOTIFY can carry the same event.
+  private seen = new Set<string>();
+
   private emit(events: StateEvent[]): void {
     for (const e of events) {
+      if (this.seen.has(e.id)) continue;
+      this.seen.add(e.id);
+      if (this.seen.size > 10_000) this.seen.delete(this.seen.values().next().value!);
       if (BigInt(e.id) > BigInt(this.lastId)) this.lastId = e.id;
       for (const fn of this.listeners) fn(e);
     }
   }
 
+  /** Stops listening; deliveries still queued are dropped (the database may be closing next). */
   async stop(): Promise<void> {
+    this.stopped = true;
     await this.unlisten?.();
+    await this.queue;
     this.listeners.clear();
   }
 }
