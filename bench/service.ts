@@ -103,11 +103,15 @@ export interface Service extends Proc {
   key: string;
 }
 
-/** `node bin/ck.js serve` on the backend; the scheduler is off, the bench runs sweep and aggregation itself. */
+/**
+ * `node bin/ck.js serve` on the backend; the scheduler is off, the bench runs sweep and aggregation itself.
+ * BENCH_CPU_PROF=<dir> writes a V8 CPU profile of each service run there (to find where time goes).
+ */
 export async function startService(backend: Backend): Promise<Service> {
   if (!existsSync(`${ROOT}/dist/cli/main.js`)) throw new Error('dist/ is missing: run `npm run build` first');
   const key = generateKeyString();
-  const proc = await startProcess('ck', ['bin/ck.js', 'serve'], {
+  const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
+  const proc = await startProcess('ck', [...prof, 'bin/ck.js', 'serve'], {
     ...backend.env, CK_API_KEY: key, CK_SCHEDULER: 'off', LOG_LEVEL: 'warn',
   }, '/readyz');
   return { ...proc, key };

@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { KeyVerifier } from './auth/keys.js';
 import { looksLikeJwt, verifyToken } from './auth/tokens.js';
@@ -8,7 +8,7 @@ import type { Db } from './db/types.js';
 import { authHook, type Principal } from './http/auth.js';
 import { frameworkError, registerErrorHandler } from './http/error-handler.js';
 import { registerJsonParser } from './http/json-body.js';
-import { registerSecurity } from './http/security.js';
+import { registerSecurity, SECURITY_HEADERS } from './http/security.js';
 import { registerValidation } from './http/validation.js';
 import { Problem } from './http/schemas.js';
 import { routes } from './http/routes/index.js';
@@ -47,7 +47,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     // Router rejections (malformed %-escapes, over-long params) are problem+json too.
     frameworkErrors: (err, req, reply) => frameworkError(err, req as FastifyRequest, reply as FastifyReply),
     // One structured line per request (onResponse below) instead of Fastify's two.
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && /^[\w.-]{1,128}$/.test(given) ? given : crypto.randomUUID();
@@ -83,14 +83,22 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   registerValidation(app);
   registerJsonParser(app);
   registerErrorHandler(app);
-  app.addHook('onResponse', metrics.onResponse);
-  app.addHook('onSend', async (req, reply) => {
+  // Hooks run on every request, heartbeats included: one per phase, callback style (no promise each).
+  app.addHook('onRequest', (req, reply, done) => {
+    reply.headers(SECURITY_HEADERS);
     reply.header('x-request-id', req.id);
+    done();
   });
-  app.addHook('onResponse', async (req, reply) => {
-    if (reply.statusCode < 500) {
+  // The level is fixed at start-up: decide once, not per request.
+  const logRequests = deps.logger !== undefined && ['trace', 'debug', 'info'].includes(deps.logger.level);
+  app.addHook('onResponse', (req, reply, done) => {
+    const route = req.routeOptions.url ?? 'unmatched';
+    metrics.observeRequest(req.method, route, reply.statusCode, reply.elapsedTime);
+    // 5xx are logged by the error handler, with the error.
+    if (logRequests && reply.statusCode < 500) {
       req.log.info({ method: req.method, url: req.routeOptions.url ?? req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
     }
+    done();
   });
   const verifyBearer = async (bearer: string): Promise<Principal | undefined> => {
     if (looksLikeJwt(bearer)) {
@@ -101,7 +109,11 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     return key && { kind: 'key', id: key.id, scopes: key.scopes };
   };
   await registerSecurity(app, config, verifyBearer);
-  app.addHook('preHandler', authHook(verifyBearer));
+  const cachedBearer = (bearer: string): Principal | undefined => {
+    const key = keys.cached(bearer);
+    return key && { kind: 'key', id: key.id, scopes: key.scopes };
+  };
+  app.addHook('preHandler', authHook(verifyBearer, cachedBearer));
 
   await app.register(routes);
   coalescer.start();

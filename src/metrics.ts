@@ -1,4 +1,3 @@
-import type { FastifyReply, FastifyRequest } from 'fastify';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Db } from './db/types.js';
 import type { Coalescer } from './liveness/coalescer.js';
@@ -119,12 +118,21 @@ export class Metrics {
     for (const [item, n] of Object.entries(items)) this.jobItems.inc({ job, item }, n);
   }
 
-  /** Fastify `onResponse` hook. Labels use the route pattern (`/status/:user_id`), never the raw URL. */
-  onResponse = async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
-    const labels = { method: req.method, route: req.routeOptions.url ?? 'unmatched', status_code: reply.statusCode };
-    this.httpRequests.inc(labels);
-    this.httpDuration.observe(labels, reply.elapsedTime / 1000);
-  };
+  // Label children per method/route/status: prom-client hashes a labels object on every call otherwise.
+  private readonly perRoute = new Map<string, { count: { inc(): void }; time: { observe(v: number): void } }>();
+
+  /** Called once per response. Labels use the route pattern (`/status/:user_id`), never the raw URL. */
+  observeRequest(method: string, route: string, status: number, ms: number): void {
+    const key = `${method} ${status} ${route}`;
+    let m = this.perRoute.get(key);
+    if (!m) {
+      const labels = { method, route, status_code: status };
+      m = { count: this.httpRequests.labels(labels), time: this.httpDuration.labels(labels) };
+      this.perRoute.set(key, m);
+    }
+    m.count.inc();
+    m.time.observe(ms / 1000);
+  }
 
   readonly contentType = this.registry.contentType;
 

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sweepOffline } from '../src/liveness/sql.js';
+import { flushHeartbeats, sweepOffline } from '../src/liveness/sql.js';
 import { BACKENDS, ManualClock, startServer, type TestServer } from './helpers.js';
 
 describe.each(BACKENDS)('liveness (%s)', (backend) => {
@@ -97,5 +97,31 @@ describe.each(BACKENDS)('liveness (%s)', (backend) => {
     const st = (await s.req('GET', '/status/flip')).body;
     expect(st.state).toBe('Online');
     expect((await timeline('flip')).map((c: string[]) => c[0])).toEqual(['Online', 'Offline', 'Online']);
+  });
+
+  it('a flush writes alive users in the lean statement and sends the rest through ck_heartbeat', async () => {
+    const t0 = clock.now();
+    await s.req('POST', '/heartbeat', { user_id: 'f_alive' });
+    await s.req('POST', '/checkpoints', { user_id: 'f_busy', state: 'Busy' });
+    await s.req('POST', '/checkpoints', { user_id: 'f_off', state: 'Offline' });
+    await s.req('POST', '/checkpoints', { user_id: 'f_gap', state: 'Away' });
+    const t1 = t0 + 90_000; // f_gap's last heartbeat (t0) expired at t0 + 60 s, unswept
+    const rows = await flushHeartbeats(s.db, ['f_alive', 'f_busy', 'f_off', 'f_gap', 'f_new'], [t0 + 30_000, t0 + 30_000, t1, t1, t1], 60);
+    const got = Object.fromEntries(rows.map((r) => [r.user_id, [r.state, r.state_since, r.last_heartbeat]]));
+    expect(got).toEqual({
+      f_alive: ['Online', t0, t0 + 30_000],
+      f_busy: ['Busy', t0, t0 + 30_000],
+      f_off: ['Online', t1, t1],
+      f_gap: ['Online', t1, t1],
+      f_new: ['Online', t1, t1],
+    });
+    expect((await timeline('f_busy')).map((c: string[]) => c[0])).toEqual(['Busy']);
+    expect(await timeline('f_gap')).toEqual([
+      ['Away', at(t0), 'client'], ['Offline', at(t0 + 60_000), 'timeout'], ['Online', at(t1), 'heartbeat'],
+    ]);
+    expect((await timeline('f_off')).map((c: string[]) => c[0])).toEqual(['Offline', 'Online']);
+    // An older buffered time never moves last_heartbeat back.
+    const [again] = await flushHeartbeats(s.db, ['f_alive'], [t0 + 10_000], 60);
+    expect(again!.last_heartbeat).toBe(t0 + 30_000);
   });
 });

@@ -68,9 +68,15 @@ export class KeyVerifier {
   // Verified bearer strings, so the hot path skips hashing; entries expire with the same TTL.
   private verified = new Map<string, { id: string; scopes: Scope[]; at: number }>();
 
-  async verify(presented: string): Promise<{ id: string; scopes: Scope[] } | undefined> {
+  /** A key verified within the TTL, without I/O or hashing; undefined means "call verify". */
+  cached(presented: string): { id: string; scopes: Scope[] } | undefined {
     const hit = this.verified.get(presented);
-    if (hit && Date.now() - hit.at <= this.ttlMs) return hit;
+    return hit && Date.now() - hit.at <= this.ttlMs ? hit : undefined;
+  }
+
+  async verify(presented: string): Promise<{ id: string; scopes: Scope[] } | undefined> {
+    const hit = this.cached(presented);
+    if (hit) return hit;
     const m = KEY_RE.exec(presented);
     if (!m) return undefined;
     const id = m[1]!;

@@ -16,8 +16,7 @@ export const SECURITY_HEADERS = {
 const UNLIMITED = new Set(['/healthz', '/readyz']);
 
 /**
- * Response headers, CORS and rate limits for every route registered after this.
- * - Headers: `nosniff`, `no-referrer`, and `no-store` unless the route sets its own cache-control.
+ * CORS and rate limits for every route registered after this (SECURITY_HEADERS are set in app.ts).
  * - CORS: only when `CK_CORS_ORIGINS` lists origins (`*` allows any; credentials are bearer tokens, never cookies).
  * - Rate limit: `CK_RATE_LIMIT` requests per `CK_RATE_LIMIT_WINDOW` s per verified key or token user,
  *   per IP otherwise; checked before the body is read, so a flood costs no parsing. In memory: per instance.
@@ -27,10 +26,6 @@ export async function registerSecurity(
   config: Config,
   verify: (bearer: string) => Promise<Principal | undefined>,
 ): Promise<void> {
-  app.addHook('onRequest', async (_req, reply) => {
-    reply.headers(SECURITY_HEADERS);
-  });
-
   if (config.corsOrigins.length > 0) {
     await app.register(cors, {
       origin: config.corsOrigins.includes('*') ? '*' : config.corsOrigins,

@@ -1,12 +1,14 @@
 import type { Db } from '../db/types.js';
 import type { Clock } from '../time.js';
-import { type HeartbeatRow, writeHeartbeats } from './sql.js';
+import { flushHeartbeats, type HeartbeatRow, writeHeartbeats } from './sql.js';
 
 export interface Known {
   state: string;
   stateSince: number;
   /** The newest last_heartbeat known to be stored in the database. */
   persisted: number;
+  /** stateSince as RFC 3339, formatted once on first use. */
+  stateSinceIso?: string;
 }
 
 export interface HeartbeatResult {
@@ -14,6 +16,8 @@ export interface HeartbeatResult {
   state: string;
   state_since: number;
   last_heartbeat: number;
+  /** The cache entry behind a fast-path answer (the route memoizes formatted times on it). */
+  known?: Known;
 }
 
 export interface CoalescerOptions {
@@ -56,24 +60,26 @@ export class Coalescer {
   /** Heartbeats for many users: fast ones from memory, the rest in one statement. */
   async beat(users: string[]): Promise<HeartbeatResult[]> {
     const now = this.opts.clock.now();
-    const results = new Map<string, HeartbeatResult>();
-    const slow: string[] = [];
-    for (const u of users) {
-      if (results.has(u)) continue;
+    const results = new Array<HeartbeatResult>(users.length);
+    let slow: number[] | undefined;
+    for (let i = 0; i < users.length; i++) {
+      const u = users[i]!;
       const k = this.known.get(u);
       if (k && k.state !== 'Offline' && k.persisted + this.timeoutMs - this.marginMs > now) {
         this.pending.set(u, now);
         this.coalesced++;
-        results.set(u, { user_id: u, state: k.state, state_since: k.stateSince, last_heartbeat: now });
+        results[i] = { user_id: u, state: k.state, state_since: k.stateSince, last_heartbeat: now, known: k };
       } else {
-        slow.push(u);
+        (slow ??= []).push(i);
       }
     }
-    if (slow.length > 0) {
-      const rows = await writeHeartbeats(this.opts.db, slow, slow.map(() => now), this.opts.timeoutSec);
-      for (const r of rows) results.set(r.user_id, this.remember(r));
+    if (slow) {
+      // Duplicates of a slow user are written once (ck_heartbeat keeps the newest per user).
+      const rows = await writeHeartbeats(this.opts.db, slow.map((i) => users[i]!), slow.map(() => now), this.opts.timeoutSec);
+      const byUser = new Map(rows.map((r) => [r.user_id, this.remember(r)]));
+      for (const i of slow) results[i] = byUser.get(users[i]!)!;
     }
-    return users.map((u) => results.get(u)!);
+    return results;
   }
 
   /** Drops a user's cached state after another write changed it; the next heartbeat re-reads it. */
@@ -108,7 +114,7 @@ export class Coalescer {
     try {
       for (let i = 0; i < entries.length; i += this.opts.chunk) {
         const part = entries.slice(i, i + this.opts.chunk);
-        const rows = await writeHeartbeats(
+        const rows = await flushHeartbeats(
           this.opts.db, part.map((e) => e[0]), part.map((e) => e[1]), this.opts.timeoutSec,
         );
         for (const r of rows) this.remember(r);
@@ -125,7 +131,16 @@ export class Coalescer {
   }
 
   private remember(r: HeartbeatRow): HeartbeatResult {
-    this.known.set(r.user_id, { state: r.state, stateSince: r.state_since, persisted: r.last_heartbeat });
+    const k = this.known.get(r.user_id);
+    if (k) {
+      // Updated in place: a flush touches every live user each second, so no new object each time.
+      if (k.stateSince !== r.state_since) k.stateSinceIso = undefined;
+      k.state = r.state;
+      k.stateSince = r.state_since;
+      k.persisted = r.last_heartbeat;
+    } else {
+      this.known.set(r.user_id, { state: r.state, stateSince: r.state_since, persisted: r.last_heartbeat });
+    }
     return { user_id: r.user_id, state: r.state, state_since: r.state_since, last_heartbeat: r.last_heartbeat };
   }
 

@@ -30,6 +30,23 @@ export async function writeHeartbeats(db: Queryable, users: string[], times: num
   return rows;
 }
 
+/**
+ * The flush: one lean statement for users still alive (ck_heartbeat_alive), then ck_heartbeat for the
+ * few it skipped (unknown, Offline, silent past the timeout), so their state changes are written.
+ */
+export async function flushHeartbeats(db: Queryable, users: string[], times: number[], timeoutSec: number) {
+  const { rows } = await db.query<HeartbeatRow>(
+    `SELECT user_id, state, state_since, last_heartbeat, false AS changed
+       FROM ck_heartbeat_alive($1::text[], $2::bigint[], $3::interval)`,
+    [users, times, interval(timeoutSec)],
+  );
+  if (rows.length === users.length) return rows;
+  const done = new Set(rows.map((r) => r.user_id));
+  const rest = users.flatMap((u, i) => (done.has(u) ? [] : [i]));
+  if (rest.length === 0) return rows; // duplicates in the input
+  return rows.concat(await writeHeartbeats(db, rest.map((i) => users[i]!), rest.map((i) => times[i]!), timeoutSec));
+}
+
 export async function sweepOffline(db: Queryable, timeoutSec: number, nowMs: number, limit = 100_000): Promise<number> {
   const { rows } = await db.query<{ n: number }>(`SELECT ck_sweep_offline($1::interval, $2, $3) AS n`, [
     interval(timeoutSec),

@@ -7,12 +7,16 @@ import { errorResponses, Status, UserId } from '../schemas.js';
 
 export default async function heartbeat(app: App) {
   const { coalescer, states } = app.ck;
+  // Heartbeats answered in the same millisecond share last_heartbeat: format it once.
+  let lastMs = Number.NaN;
+  let lastIso = '';
+  const isoOf = (ms: number) => (ms === lastMs ? lastIso : (lastIso = iso((lastMs = ms))));
   const view = (r: HeartbeatResult) => ({
     user_id: r.user_id,
     state: r.state,
     online: states.isOnline(r.state),
-    state_since: iso(r.state_since),
-    last_heartbeat: iso(r.last_heartbeat),
+    state_since: r.known ? (r.known.stateSinceIso ??= iso(r.state_since)) : iso(r.state_since),
+    last_heartbeat: isoOf(r.last_heartbeat),
   });
 
   app.post('/heartbeat', {
