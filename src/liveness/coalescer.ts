@@ -3,12 +3,17 @@ import type { Clock } from '../time.js';
 import { flushHeartbeats, type HeartbeatRow, writeHeartbeats } from './sql.js';
 
 export interface Known {
+  user: string;
   state: string;
   stateSince: number;
   /** The newest last_heartbeat known to be stored in the database. */
   persisted: number;
   /** stateSince as RFC 3339, formatted once on first use. */
   stateSinceIso?: string;
+  /** The newest heartbeat acknowledged but not yet flushed; 0 when none. */
+  pendingAt: number;
+  /** Another writer changed the state: the next heartbeat takes the slow path and re-reads it. */
+  stale: boolean;
 }
 
 export interface HeartbeatResult {
@@ -40,7 +45,8 @@ export interface CoalescerOptions {
  */
 export class Coalescer {
   private known = new Map<string, Known>();
-  private pending = new Map<string, number>();
+  // Entries with a buffered heartbeat (pendingAt > 0), each once: cheaper than a Map rebuilt per flush.
+  private pending: Known[] = [];
   private flushing?: Promise<void>;
   private timer?: NodeJS.Timeout;
   private readonly timeoutMs: number;
@@ -65,8 +71,9 @@ export class Coalescer {
     for (let i = 0; i < users.length; i++) {
       const u = users[i]!;
       const k = this.known.get(u);
-      if (k && k.state !== 'Offline' && k.persisted + this.timeoutMs - this.marginMs > now) {
-        this.pending.set(u, now);
+      if (k && !k.stale && k.state !== 'Offline' && k.persisted + this.timeoutMs - this.marginMs > now) {
+        if (k.pendingAt === 0) this.pending.push(k);
+        if (now > k.pendingAt) k.pendingAt = now;
         this.coalesced++;
         results[i] = { user_id: u, state: k.state, state_since: k.stateSince, last_heartbeat: now, known: k };
       } else {
@@ -82,24 +89,25 @@ export class Coalescer {
     return results;
   }
 
-  /** Drops a user's cached state after another write changed it; the next heartbeat re-reads it. */
+  /** Marks a user's cached state stale after another write changed it; the next heartbeat re-reads it. */
   forget(user: string): void {
-    this.known.delete(user);
+    const k = this.known.get(user);
+    if (k) k.stale = true;
   }
 
   /** The buffered (not yet flushed) heartbeat of a user, if any. */
   pendingFor(user: string): number | undefined {
-    return this.pending.get(user);
+    return this.known.get(user)?.pendingAt || undefined;
   }
 
   get pendingCount(): number {
-    return this.pending.size;
+    return this.pending.length;
   }
 
   /** Writes buffered heartbeats. Never overlaps itself: a call during a flush waits for it, then runs. */
   async flush(): Promise<void> {
     while (this.flushing) await this.flushing.catch(() => {});
-    if (this.pending.size === 0) return;
+    if (this.pending.length === 0) return;
     this.flushing = this.doFlush().finally(() => {
       this.flushing = undefined;
     });
@@ -108,23 +116,28 @@ export class Coalescer {
 
   private async doFlush(): Promise<void> {
     const batch = this.pending;
-    this.pending = new Map();
+    this.pending = [];
+    const users = batch.map((k) => k.user);
+    const times = batch.map((k) => k.pendingAt);
+    // From here a new heartbeat re-queues its entry for the next flush.
+    for (const k of batch) k.pendingAt = 0;
     const started = performance.now();
-    const entries = [...batch];
+    let done = 0;
     try {
-      for (let i = 0; i < entries.length; i += this.opts.chunk) {
-        const part = entries.slice(i, i + this.opts.chunk);
-        const rows = await flushHeartbeats(
-          this.opts.db, part.map((e) => e[0]), part.map((e) => e[1]), this.opts.timeoutSec,
-        );
+      for (; done < batch.length; done += this.opts.chunk) {
+        const end = done + this.opts.chunk;
+        const rows = await flushHeartbeats(this.opts.db, users.slice(done, end), times.slice(done, end), this.opts.timeoutSec);
         for (const r of rows) this.remember(r);
-        for (const [u] of part) batch.delete(u);
       }
-      this.opts.onFlush?.(entries.length, performance.now() - started);
+      this.opts.onFlush?.(batch.length, performance.now() - started);
       this.prune();
     } catch (err) {
-      // Re-queue what was not written; newer heartbeats that arrived meanwhile win.
-      for (const [u, t] of batch) if (!this.pending.has(u)) this.pending.set(u, t);
+      // Re-queue what was not written; a newer heartbeat that arrived meanwhile wins.
+      for (let i = done; i < batch.length; i++) {
+        const k = batch[i]!;
+        if (k.pendingAt === 0) this.pending.push(k);
+        if (times[i]! > k.pendingAt) k.pendingAt = times[i]!;
+      }
       this.opts.onError?.(err);
       throw err;
     }
@@ -138,8 +151,11 @@ export class Coalescer {
       k.state = r.state;
       k.stateSince = r.state_since;
       k.persisted = r.last_heartbeat;
+      k.stale = false;
     } else {
-      this.known.set(r.user_id, { state: r.state, stateSince: r.state_since, persisted: r.last_heartbeat });
+      this.known.set(r.user_id, {
+        user: r.user_id, state: r.state, stateSince: r.state_since, persisted: r.last_heartbeat, pendingAt: 0, stale: false,
+      });
     }
     return { user_id: r.user_id, state: r.state, state_since: r.state_since, last_heartbeat: r.last_heartbeat };
   }
@@ -152,7 +168,7 @@ export class Coalescer {
     if (now - this.lastPrune < 30_000) return;
     this.lastPrune = now;
     for (const [u, k] of this.known) {
-      if (k.persisted + this.timeoutMs < now && !this.pending.has(u)) this.known.delete(u);
+      if (k.pendingAt === 0 && (k.stale || k.persisted + this.timeoutMs < now)) this.known.delete(u);
     }
   }
 
