@@ -29,8 +29,24 @@ export function datesBetween(from: string, to: string): string[] {
 // Sums in integer milliseconds so totals carry no float drift.
 const ms = (s: number) => Math.round(s * 1000);
 
-/** Shapes one user's rows into days (every date present, empty ones too) and totals. */
-export function buildSummary(user: string, tz: string, from: string, to: string, dayStart: string, rows: DayRow[]): UserSummary {
+const toSeconds = (o: Record<string, number>) => {
+  const out: Record<string, number> = {};
+  for (const k of Object.keys(o).sort()) out[k] = o[k]! / 1000;
+  return out;
+};
+const sum = (o: Record<string, number>) => {
+  let t = 0;
+  for (const k in o) t += o[k]!;
+  return t / 1000;
+};
+
+/**
+ * Shapes one user's rows into days (every date present, empty ones too) and totals. A page of users
+ * passes `dates` (datesBetween(from, to)) computed once.
+ */
+export function buildSummary(
+  user: string, tz: string, from: string, to: string, dayStart: string, rows: DayRow[], dates = datesBetween(from, to),
+): UserSummary {
   const byDay = new Map<string, Record<string, number>>();
   const totals: Record<string, number> = {};
   for (const r of rows) {
@@ -39,9 +55,7 @@ export function buildSummary(user: string, tz: string, from: string, to: string,
     byDay.set(r.day, day);
     totals[r.state] = (totals[r.state] ?? 0) + ms(r.seconds);
   }
-  const toSeconds = (o: Record<string, number>) => Object.fromEntries(Object.entries(o).sort().map(([k, v]) => [k, v / 1000]));
-  const sum = (o: Record<string, number>) => Object.values(o).reduce((a, b) => a + b, 0) / 1000;
-  const days = datesBetween(from, to).map((date) => {
+  const days = dates.map((date) => {
     const d = byDay.get(date) ?? {};
     return { date, seconds: toSeconds(d), total_seconds: sum(d) };
   });
