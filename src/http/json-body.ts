@@ -1,8 +1,7 @@
+import { isUtf8 } from 'node:buffer';
 import sjson from 'secure-json-parse';
 import type { FastifyInstance } from 'fastify';
 import { ERRORS } from './errors.js';
-
-const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** Deeper JSON is refused: JSON.stringify (content size check, the pg driver) overflows the stack near 5,000. */
 export const MAX_JSON_DEPTH = 64;
@@ -32,12 +31,10 @@ export function registerJsonParser(app: FastifyInstance): void {
   // Only JSON is accepted: text/plain (a CORS "simple" type browsers send without preflight) becomes a 415.
   app.removeContentTypeParser(['application/json', 'text/plain']);
   app.addContentTypeParser(['application/json', 'application/problem+json'], { parseAs: 'buffer' }, (_req, body, done) => {
-    let text: string;
-    try {
-      text = utf8.decode(body as Buffer);
-    } catch {
-      return done(ERRORS.badRequest('request body is not valid UTF-8'), undefined);
-    }
+    // isUtf8 (simdutf) then toString: several times faster than a fatal TextDecoder on large bodies.
+    if (!isUtf8(body as Buffer)) return done(ERRORS.badRequest('request body is not valid UTF-8'), undefined);
+    let text = (body as Buffer).toString('utf8');
+    if (text.charCodeAt(0) === 0xfeff) text = text.slice(1); // a BOM, as TextDecoder would drop it
     if (text.trim() === '') return done(ERRORS.badRequest('request body is empty; send a JSON object'), undefined);
     if (depthOf(text) > MAX_JSON_DEPTH) {
       return done(ERRORS.badRequest(`request body is nested deeper than ${MAX_JSON_DEPTH} levels`), undefined);

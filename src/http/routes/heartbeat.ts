@@ -40,9 +40,12 @@ export default async function heartbeat(app: App) {
       body: Type.Object({ user_ids: Type.Array(UserId, { minItems: 1, maxItems: 10_000 }) }),
       response: { 200: Type.Object({ results: Type.Array(Status) }), ...errorResponses(400, 401, 403, 413, 415, 422, 503) },
     },
-  }, async (req) => {
+  }, async (req, reply) => {
     const { user_ids } = req.body as { user_ids: string[] };
     requireOwnUser(req, user_ids);
-    return { results: (await coalescer.beat(user_ids)).map(view) };
+    const body = { results: (await coalescer.beat(user_ids)).map(view) };
+    // Encoded once, here: the schema serializer's string was measured (content-length) and encoded
+    // again on write, which cost more than building it (docs/performance.md).
+    return reply.type('application/json; charset=utf-8').send(Buffer.from(JSON.stringify(body)));
   });
 }
