@@ -12,6 +12,8 @@ import { type Proc, startProcess } from './service.js';
  * Baselines measured in the same run as ck:
  * - bare: node:http parsing the same JSON body and answering it (the ceiling of Node's HTTP stack here);
  * - naive: one `UPDATE user_sessions` per heartbeat through ck's driver and pool size;
+ * - fastify: an empty Fastify route answering the same body through a response schema (reported for
+ *   context: the share of the node:http ceiling the framework itself leaves);
  * - checkpoint ceiling: ck's checkpoint SQL from Node, same pool and concurrency, no HTTP.
  * The servers run as child processes (`node --import tsx bench/baselines.ts bare|naive`), as ck does.
  */
@@ -43,8 +45,27 @@ function jsonServer(handle: (body: { user_id?: unknown }, res: ServerResponse) =
   });
 }
 
+async function serveFastify(port: number): Promise<void> {
+  const { default: Fastify } = await import('fastify');
+  const app = Fastify({ keepAliveTimeout: 10_000 });
+  const str = { type: 'string' };
+  app.post('/heartbeat', {
+    schema: {
+      body: { type: 'object', required: ['user_id'], properties: { user_id: str } },
+      response: { 200: { type: 'object', properties: { user_id: str, state: str, online: { type: 'boolean' }, state_since: str, last_heartbeat: str } } },
+    },
+  }, async (req) => {
+    const now = new Date().toISOString();
+    return { user_id: (req.body as { user_id: string }).user_id, state: 'Online', online: true, state_since: now, last_heartbeat: now };
+  });
+  app.get('/', async () => 'ok');
+  await app.listen({ port, host: '127.0.0.1' });
+  process.once('SIGTERM', () => void app.close().finally(() => process.exit(0)));
+}
+
 async function serveChild(kind: string): Promise<void> {
   const port = Number(process.env.PORT);
+  if (kind === 'fastify') return serveFastify(port);
   let db: Db | undefined;
   const server = kind === 'naive'
     ? jsonServer(async (body, res) => {
@@ -64,6 +85,10 @@ async function serveChild(kind: string): Promise<void> {
 
 export function startBare(): Promise<Proc> {
   return startProcess('bare', ['--import', 'tsx', 'bench/baselines.ts', 'bare'], {}, '/');
+}
+
+export function startFastify(): Promise<Proc> {
+  return startProcess('fastify', ['--import', 'tsx', 'bench/baselines.ts', 'fastify'], {}, '/');
 }
 
 export function startNaive(backend: Backend): Promise<Proc> {
