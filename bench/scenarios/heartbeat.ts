@@ -29,10 +29,15 @@ function fold(runs: LoadResult[]): LoadResult {
  * counts): a noisy neighbour on this machine then slows every contender alike, not just one.
  */
 export const heartbeat: Scenario = async (ctx) => {
+  // The naive server gets a database of its own: all contenders run at once, and PGlite allows one
+  // process per data dir.
   const backend = await ctx.backend('heartbeat');
-  const db = await backend.open();
-  await seedOnline(db, 'hb', USERS, Date.now());
-  await db.close();
+  const naiveBackend = await ctx.backend('heartbeat_naive');
+  for (const b of [backend, naiveBackend]) {
+    const db = await b.open();
+    await seedOnline(db, 'hb', USERS, Date.now());
+    await db.close();
+  }
   const users = userIds('hb', USERS);
   const bodies = users.map((u) => JSON.stringify({ user_id: u }));
   const perRun = Math.max(2, ctx.durationSec / ROUNDS);
@@ -53,7 +58,7 @@ export const heartbeat: Scenario = async (ctx) => {
   const contenders: { name: string; proc: Proc; key?: string; runs: LoadResult[] }[] = [
     { name: 'node:http', proc: await started(startBare()), runs: [] },
     { name: 'fastify', proc: await started(startFastify()), runs: [] },
-    { name: 'naive', proc: await started(startNaive(backend)), runs: [] },
+    { name: 'naive', proc: await started(startNaive(naiveBackend)), runs: [] },
     { name: 'ck', proc: svc, key: svc.key, runs: [] },
   ];
   const counters = () => fastPathCounters(svc.url, svc.key, '/heartbeat');
