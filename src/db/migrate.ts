@@ -1,7 +1,6 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import type { Db } from './types.js';
-import { SQLSTATE, sqlState } from './types.js';
 
 export const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations/', import.meta.url));
 
@@ -35,10 +34,13 @@ export class SchemaTooNewError extends Error {}
 export async function migrate(db: Db, migrations?: Migration[]): Promise<number[]> {
   const all = migrations ?? (await loadMigrations());
   const applied: number[] = [];
-  await db.query(`CREATE TABLE IF NOT EXISTS ck_migrations (
-    id integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`).catch((err) => {
-    // Two instances creating the table at once: one wins, the other sees a unique violation.
-    if (sqlState(err) !== SQLSTATE.uniqueViolation) throw err;
+  // Created under the same lock as the migrations: two instances issuing CREATE TABLE IF NOT EXISTS at
+  // once can both pass the existence check, and the loser fails on the catalog (23505 or 42710).
+  await db.transaction(async (tx) => {
+    await tx.query(`SET LOCAL lock_timeout = '60s'`);
+    await tx.query(`SELECT pg_advisory_xact_lock(hashtextextended($1 || current_schema(), 0))`, [LOCK_KEY]);
+    await tx.query(`CREATE TABLE IF NOT EXISTS ck_migrations (
+      id integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
   });
   for (const m of all) {
     // One transaction per migration, serialized by a transaction-scoped advisory lock.
