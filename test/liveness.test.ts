@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sqlState } from '../src/db/types.js';
 import { flushHeartbeats, sweepOffline } from '../src/liveness/sql.js';
 import { BACKENDS, ManualClock, startServer, type TestServer } from './helpers.js';
 
@@ -123,5 +124,34 @@ describe.each(BACKENDS)('liveness (%s)', (backend) => {
     // An older buffered time never moves last_heartbeat back.
     const [again] = await flushHeartbeats(s.db, ['f_alive'], [t0 + 10_000], 60);
     expect(again!.last_heartbeat).toBe(t0 + 30_000);
+  });
+
+  it('the sweep is exact at the timeout whatever 10 s bucket a heartbeat fell in', async () => {
+    // Heartbeats 1 ms either side of the expiry instant, at offsets across a bucket boundary.
+    const base = Math.floor(clock.now() / 10_000) * 10_000 + 60_000;
+    clock.advance(base + 3 * 60_000 + 4_321 - clock.now()); // the expiry instant falls inside a bucket
+    const now = clock.now();
+    const users = [0, 1, 9_999, 10_000].flatMap((off) => [
+      { id: `b_old_${off}`, hb: now - 60_000 - 1 - off, swept: true },
+      { id: `b_new_${off}`, hb: now - 60_000 + 1 + off, swept: false },
+    ]);
+    for (const u of users) {
+      await s.db.query(`SELECT * FROM ck_record_checkpoint($1, 'Busy', $2, NULL, $2, '60 seconds')`, [u.id, at(u.hb)]);
+    }
+    await sweepOffline(s.db, 60, now);
+    for (const u of users) {
+      const st = (await s.db.query<{ current_state: string }>(`SELECT current_state FROM user_sessions WHERE user_id = $1`, [u.id])).rows[0];
+      expect([u.id, st?.current_state]).toEqual([u.id, u.swept ? 'Offline' : 'Busy']);
+    }
+  });
+
+  it('state names are checked per statement, and state types cannot be renamed or deleted', async () => {
+    const code = (p: Promise<unknown>) => p.then(() => 'ok', (err: unknown) => sqlState(err));
+    expect(await code(s.db.query(`INSERT INTO checkpoints (user_id, state, ts, source)
+      SELECT 'sc', unnest(ARRAY['Busy', 'Nope']), now(), 'client'`))).toBe('23503');
+    expect((await s.db.query(`SELECT count(*)::int AS n FROM checkpoints WHERE user_id = 'sc'`)).rows[0]).toEqual({ n: 0 });
+    expect(await code(s.db.query(`DELETE FROM state_types WHERE name = 'Away'`))).toBe('23001');
+    expect(await code(s.db.query(`UPDATE state_types SET name = 'Gone' WHERE name = 'Away'`))).toBe('23001');
+    expect(await code(s.db.query(`UPDATE state_types SET color = '#000000' WHERE name = 'Away'`))).toBe('ok');
   });
 });
