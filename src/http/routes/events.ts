@@ -38,14 +38,17 @@ export default async function events(app: App) {
       throw ERRORS.invalid(req.headers['last-event-id'] ? 'headers' : 'querystring', '/last_event_id', 'is larger than any event id');
     }
 
-    // Subscribe before replaying so nothing falls between the two; live events wait in `held`.
+    // Subscribe before replaying so nothing falls between the two; live events wait in `held`. The hub
+    // may deliver an event the replay already sent (its notification arrived late, even after the
+    // replay went out): ids sent by the replay are skipped when they come live.
     let held: StateEvent[] | undefined = [];
-    let sentUpTo = lastId ?? '0';
+    let replayed: Set<string> | undefined = new Set();
     const res = reply.raw;
     let closed = false;
     const send = (e: StateEvent) => {
       if (closed || (filter && !filter.has(e.user_id))) return;
       if (held) return void held.push(e);
+      if (replayed?.has(e.id)) return;
       res.write(`id: ${e.id}\nevent: state\ndata: ${JSON.stringify(e)}\n\n`);
       if (res.writableLength > SSE_MAX_BUFFER) {
         res.write(`event: error\ndata: ${JSON.stringify({ reason: 'client too slow: buffer limit exceeded; reconnect with Last-Event-ID' })}\n\n`);
@@ -54,11 +57,14 @@ export default async function events(app: App) {
     };
     const unsubscribe = hub.subscribe(send);
     const keepAlive = setInterval(() => !closed && res.write(': keep-alive\n\n'), config.sseKeepAliveSec * 1000);
+    // Late deliveries come within moments of the replay; then the replayed ids are dropped.
+    const forgetReplay = setTimeout(() => (replayed = undefined), 60_000).unref();
     const end = () => {
       if (closed) return;
       closed = true;
       open.delete(end);
       clearInterval(keepAlive);
+      clearTimeout(forgetReplay);
       unsubscribe();
       res.end();
     };
@@ -89,8 +95,8 @@ export default async function events(app: App) {
     held = undefined;
     for (const e of replay) {
       send(e);
-      sentUpTo = e.id;
+      replayed?.add(e.id);
     }
-    for (const e of pending) if (BigInt(e.id) > BigInt(sentUpTo)) send(e);
+    for (const e of pending) if (lastId === undefined || BigInt(e.id) > BigInt(lastId)) send(e);
   });
 }
