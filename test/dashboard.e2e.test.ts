@@ -192,7 +192,11 @@ describe.skipIf(!existsSync(CHROMIUM))('dashboard in headless Chromium (pglite)'
     await page.locator('#drawer-state [data-state="Online"]').waitFor({ timeout: WAIT });
 
     await waitForCount('#timeline rect.band', 1);
-    await page.locator('#timeline rect.band').first().hover();
+    // The widest band: a band of a few seconds is drawn 1 px wide, under its neighbour's edge.
+    const bands = page.locator('#timeline rect.band');
+    const widest = await bands.evaluateAll((els) => els.reduce((best, el, i) =>
+      (Number(el.getAttribute('width')) > Number(els[best]!.getAttribute('width')) ? i : best), 0));
+    await bands.nth(widest).hover();
     await page.locator('#tooltip').filter({ hasText: 'Duration' }).waitFor({ timeout: WAIT });
 
     await waitForCount('#chart rect.seg', 1);
