@@ -35,8 +35,10 @@ CREATE TRIGGER state_types_append_only BEFORE UPDATE OF name OR DELETE ON state_
 CREATE TRIGGER state_types_no_truncate BEFORE TRUNCATE ON state_types
   FOR EACH STATEMENT EXECUTE FUNCTION ck_state_types_append_only();
 
--- The sweep updates the rows it locked by their physical address (ctid, stable while locked): a TID
--- scan instead of a join the planner may hash over the whole table.
+-- The sweep, over the bucket index of 000008. The bucket is a floor of last_heartbeat, so every expired
+-- user is in the index range; the range also holds at most 10 s of users not yet expired, whom the exact
+-- condition drops. The rows it locked are updated by their physical address (ctid, stable while
+-- locked): a TID scan instead of a join the planner may hash over the whole table.
 CREATE OR REPLACE FUNCTION ck_sweep_offline(p_timeout interval, p_now timestamptz DEFAULT now(), p_limit integer DEFAULT 100000)
 RETURNS integer LANGUAGE sql AS $$
   WITH expired AS (
