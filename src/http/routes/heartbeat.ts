@@ -3,6 +3,7 @@ import type { App } from '../../app.js';
 import type { HeartbeatResult } from '../../liveness/coalescer.js';
 import { iso } from '../../time.js';
 import { requireOwnUser } from '../auth.js';
+import { sendJson } from '../send-json.js';
 import { errorResponses, Status, UserId } from '../schemas.js';
 
 export default async function heartbeat(app: App) {
@@ -43,9 +44,6 @@ export default async function heartbeat(app: App) {
   }, async (req, reply) => {
     const { user_ids } = req.body as { user_ids: string[] };
     requireOwnUser(req, user_ids);
-    const body = { results: (await coalescer.beat(user_ids)).map(view) };
-    // Encoded once, here: the schema serializer's string was measured (content-length) and encoded
-    // again on write, which cost more than building it (docs/performance.md).
-    return reply.type('application/json; charset=utf-8').send(Buffer.from(JSON.stringify(body)));
+    return sendJson(reply, { results: (await coalescer.beat(user_ids)).map(view) });
   });
 }
