@@ -52,6 +52,8 @@ export async function uninstallCron(db: Db, config: Config): Promise<string[]> {
   const { rows } = await db.query<{ jobname: string }>(
     `SELECT jobname FROM cron.job WHERE jobname = ANY($1::text[])`, [names],
   );
-  for (const r of rows) await db.query(`SELECT cron.unschedule($1)`, [r.jobname]);
-  return rows.map((r) => r.jobname);
+  const found = new Set(rows.map((r) => r.jobname));
+  const removed = names.filter((n) => found.has(n)); // in the order installCron reports them
+  for (const name of removed) await db.query(`SELECT cron.unschedule($1)`, [name]);
+  return removed;
 }
