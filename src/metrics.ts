@@ -118,20 +118,11 @@ export class Metrics {
     for (const [item, n] of Object.entries(items)) this.jobItems.inc({ job, item }, n);
   }
 
-  // Label children per method/route/status: prom-client hashes a labels object on every call otherwise.
-  private readonly perRoute = new Map<string, { count: { inc(): void }; time: { observe(v: number): void } }>();
-
   /** Called once per response. Labels use the route pattern (`/status/:user_id`), never the raw URL. */
   observeRequest(method: string, route: string, status: number, ms: number): void {
-    const key = `${method} ${status} ${route}`;
-    let m = this.perRoute.get(key);
-    if (!m) {
-      const labels = { method, route, status_code: status };
-      m = { count: this.httpRequests.labels(labels), time: this.httpDuration.labels(labels) };
-      this.perRoute.set(key, m);
-    }
-    m.count.inc();
-    m.time.observe(ms / 1000);
+    const labels = { method, route, status_code: status };
+    this.httpRequests.inc(labels);
+    this.httpDuration.observe(labels, ms / 1000);
   }
 
   readonly contentType = this.registry.contentType;
