@@ -1,11 +1,17 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import type { Db } from './types.js';
+import type { Db, Queryable } from './types.js';
 
 export const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations/', import.meta.url));
 
 // One lock id for "migrating ck"; the schema name is mixed in so schemas migrate independently.
 const LOCK_KEY = 'ck.migrate';
+
+/** Serializes migration work per schema until the transaction ends (instances starting together). */
+async function lockMigrations(tx: Queryable): Promise<void> {
+  await tx.query(`SET LOCAL lock_timeout = '60s'`);
+  await tx.query(`SELECT pg_advisory_xact_lock(hashtextextended($1 || current_schema(), 0))`, [LOCK_KEY]);
+}
 
 export interface Migration {
   id: number;
@@ -37,16 +43,14 @@ export async function migrate(db: Db, migrations?: Migration[]): Promise<number[
   // Created under the same lock as the migrations: two instances issuing CREATE TABLE IF NOT EXISTS at
   // once can both pass the existence check, and the loser fails on the catalog (23505 or 42710).
   await db.transaction(async (tx) => {
-    await tx.query(`SET LOCAL lock_timeout = '60s'`);
-    await tx.query(`SELECT pg_advisory_xact_lock(hashtextextended($1 || current_schema(), 0))`, [LOCK_KEY]);
+    await lockMigrations(tx);
     await tx.query(`CREATE TABLE IF NOT EXISTS ck_migrations (
       id integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
   });
   for (const m of all) {
     // One transaction per migration, serialized by a transaction-scoped advisory lock.
     const done = await db.transaction(async (tx) => {
-      await tx.query(`SET LOCAL lock_timeout = '60s'`);
-      await tx.query(`SELECT pg_advisory_xact_lock(hashtextextended($1 || current_schema(), 0))`, [LOCK_KEY]);
+      await lockMigrations(tx);
       const { rows } = await tx.query<{ id: number }>('SELECT max(id)::int AS id FROM ck_migrations');
       const newest = rows[0]?.id ?? 0;
       if (newest > all.length) {
