@@ -39,8 +39,9 @@ export default async function events(app: App) {
     }
 
     // Subscribe before replaying so nothing falls between the two; live events wait in `held`. The hub
-    // may deliver an event the replay already sent (its notification arrived late, even after the
-    // replay went out): ids sent by the replay are skipped when they come live.
+    // may deliver an event late, even after the replay went out: an id the client already has (up to
+    // Last-Event-ID) or the replay sent is never sent again.
+    const known = lastId === undefined ? undefined : BigInt(lastId);
     let held: StateEvent[] | undefined = [];
     let replayed: Set<string> | undefined = new Set();
     const res = reply.raw;
@@ -48,7 +49,7 @@ export default async function events(app: App) {
     const send = (e: StateEvent) => {
       if (closed || (filter && !filter.has(e.user_id))) return;
       if (held) return void held.push(e);
-      if (replayed?.has(e.id)) return;
+      if ((known !== undefined && BigInt(e.id) <= known) || replayed?.has(e.id)) return;
       res.write(`id: ${e.id}\nevent: state\ndata: ${JSON.stringify(e)}\n\n`);
       if (res.writableLength > SSE_MAX_BUFFER) {
         res.write(`event: error\ndata: ${JSON.stringify({ reason: 'client too slow: buffer limit exceeded; reconnect with Last-Event-ID' })}\n\n`);
@@ -97,6 +98,6 @@ export default async function events(app: App) {
       send(e);
       replayed?.add(e.id);
     }
-    for (const e of pending) if (lastId === undefined || BigInt(e.id) > BigInt(lastId)) send(e);
+    for (const e of pending) send(e);
   });
 }
