@@ -8,7 +8,9 @@ import type { Db } from './db/types.js';
 import { authHook, type Principal } from './http/auth.js';
 import { frameworkError, registerErrorHandler } from './http/error-handler.js';
 import { registerJsonParser } from './http/json-body.js';
-import { registerSecurity, SECURITY_HEADERS } from './http/security.js';
+import { HeartbeatLane, laneServer } from './http/heartbeat-lane.js';
+import { registerSecurity, requestId, SECURITY_HEADERS } from './http/security.js';
+import { statusJson } from './http/status-view.js';
 import { registerValidation } from './http/validation.js';
 import { Problem } from './http/schemas.js';
 import { routes } from './http/routes/index.js';
@@ -28,19 +30,20 @@ export interface AppDeps {
 
 export type App = FastifyInstance;
 
+// Slow clients cannot hold connections: bounded header, request and keep-alive times.
+const TIMEOUTS = { connectionTimeout: 30_000, requestTimeout: 30_000, keepAliveTimeout: 10_000 };
+
 /**
  * Builds the HTTP app on an open, migrated database. Starts no scheduled jobs (see `startJobs`) but the
  * heartbeat flush timer and the webhook worker, which `app.close()` stops (after a final flush).
  */
 export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   const clock = deps.clock ?? systemClock;
+  let lane: HeartbeatLane | undefined;
   const app = Fastify({
     ...(deps.logger ? { loggerInstance: deps.logger } : { logger: false }),
     bodyLimit: 1024 * 1024,
-    // Slow clients cannot hold connections: bounded header, request and keep-alive times.
-    connectionTimeout: 30_000,
-    requestTimeout: 30_000,
-    keepAliveTimeout: 10_000,
+    ...TIMEOUTS,
     return503OnClosing: true,
     // A 128-character user id in a path may arrive percent-encoded (up to 12 characters each).
     routerOptions: { maxParamLength: 2048 },
@@ -48,10 +51,9 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     frameworkErrors: (err, req, reply) => frameworkError(err, req as FastifyRequest, reply as FastifyReply),
     // One structured line per request (onResponse below) instead of Fastify's two.
     logController: new LogController({ disableRequestLogging: true }),
-    genReqId: (req) => {
-      const given = req.headers['x-request-id'];
-      return typeof given === 'string' && /^[\w.-]{1,128}$/.test(given) ? given : crypto.randomUUID();
-    },
+    genReqId: (req) => requestId(req.headers),
+    // Our own node:http server, so the heartbeat lane sees requests before Fastify does.
+    serverFactory: (handler) => laneServer(handler, TIMEOUTS, () => lane),
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   const states = new StateRegistry(deps.db);
@@ -116,6 +118,30 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   app.addHook('preHandler', authHook(verifyBearer, cachedBearer));
 
   await app.register(routes);
+  // Rate limits and CORS are Fastify hooks: with either on, every heartbeat goes through Fastify.
+  if (config.heartbeatLane && config.rateLimit === 0 && config.corsOrigins.length === 0) {
+    const render = statusJson(states);
+    lane = new HeartbeatLane({
+      admits: (bearer) => {
+        const key = keys.cached(bearer);
+        return key !== undefined && (key.scopes.includes('ingest') || key.scopes.includes('admin'));
+      },
+      answer: (user) => {
+        const r = coalescer.beatKnown(user);
+        return r && render(r);
+      },
+      requestId,
+      done: (id, ms) => {
+        metrics.observeRequest('POST', '/heartbeat', 200, ms);
+        if (logRequests) app.log.info({ reqId: id, method: 'POST', url: '/heartbeat', status: 200, ms: Math.round(ms) }, 'request');
+      },
+    });
+    metrics.watchLane(lane);
+    app.addHook('preClose', (done) => {
+      lane?.close();
+      done();
+    });
+  }
   coalescer.start();
   webhooks.start();
   app.addHook('onClose', async () => {

@@ -33,6 +33,8 @@ export interface Config {
   logLevel: string;
   /** First webhook retry delay; doubles per failed attempt, capped at 1 h. */
   webhookRetryBaseMs: number;
+  /** The heartbeat lane (src/http/heartbeat-lane.ts); off sends every heartbeat through Fastify. */
+  heartbeatLane: boolean;
 }
 
 export class ConfigError extends Error {}
@@ -70,6 +72,8 @@ export function loadConfig(env: Env = process.env): Config {
   if (env.CK_TOKEN_SECRET && env.CK_TOKEN_SECRET.length < 32) {
     throw new ConfigError('CK_TOKEN_SECRET must be at least 32 characters (e.g. `openssl rand -base64 32`)');
   }
+  const lane = env.CK_HEARTBEAT_LANE || 'on';
+  if (lane !== 'on' && lane !== 'off') throw new ConfigError(`CK_HEARTBEAT_LANE must be on or off, got "${lane}"`);
   const schema = env.CK_DB_SCHEMA || 'public';
   if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
     throw new ConfigError('CK_DB_SCHEMA must be a lower-case SQL identifier');
@@ -96,5 +100,6 @@ export function loadConfig(env: Env = process.env): Config {
     sseKeepAliveSec: int(env, 'CK_SSE_KEEPALIVE', 15, 1, 3600),
     logLevel: env.LOG_LEVEL || 'info',
     webhookRetryBaseMs: int(env, 'CK_WEBHOOK_RETRY_BASE_MS', 1000, 1, 3_600_000),
+    heartbeatLane: lane === 'on',
   };
 }

@@ -80,7 +80,21 @@ export class Metrics {
     name: 'ck_webhook_backlog', help: 'Webhook deliveries waiting to be sent', registers: [this.registry],
   });
 
+  private readonly laneServed = new Counter({
+    name: 'ck_heartbeat_lane_total', help: 'POST /heartbeat requests answered by the heartbeat lane, ahead of the router',
+    registers: [this.registry],
+  });
+
   private coalescedSeen = 0;
+
+  /** Reads the heartbeat lane's count at every scrape. */
+  watchLane(lane: { served: number }): void {
+    let seen = 0;
+    this.onScrape(() => {
+      this.laneServed.inc(lane.served - seen);
+      seen = lane.served;
+    });
+  }
 
   /** Reads the coalescer's counters and the pool's state at every scrape. */
   watch(db: Db, coalescer: Coalescer): void {

@@ -1,5 +1,7 @@
 import cors from '@fastify/cors';
 import rateLimit from '@fastify/rate-limit';
+import { randomBytes } from 'node:crypto';
+import type { IncomingHttpHeaders } from 'node:http';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Config } from '../config.js';
 import { bearerOf, type Principal } from './auth.js';
@@ -11,6 +13,17 @@ export const SECURITY_HEADERS = {
   'referrer-policy': 'no-referrer',
   'cache-control': 'no-store',
 } as const;
+
+// Generated ids: a random per-process prefix and a counter. Unique across instances and restarts, and
+// about a tenth of the cost of a UUID, which showed up in the heartbeat profile.
+const ID_PREFIX = `${randomBytes(8).toString('hex')}-`;
+let idCounter = 0;
+
+/** The caller's `x-request-id` when it is a plain token, else a new unique id; echoed on every response. */
+export function requestId(headers: IncomingHttpHeaders): string {
+  const given = headers['x-request-id'];
+  return typeof given === 'string' && /^[\w.-]{1,128}$/.test(given) ? given : ID_PREFIX + (++idCounter).toString(36);
+}
 
 /** Probes must answer however busy a client is. */
 const UNLIMITED = new Set(['/healthz', '/readyz']);

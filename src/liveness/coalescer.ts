@@ -10,6 +10,8 @@ export interface Known {
   persisted: number;
   /** stateSince as RFC 3339, formatted once on first use. */
   stateSinceIso?: string;
+  /** The HTTP answer's fields that follow user, state and stateSince, rendered once (heartbeat lane). */
+  rendered?: string;
   /** The newest heartbeat acknowledged but not yet flushed; 0 when none. */
   pendingAt: number;
   /** Another writer changed the state: the next heartbeat takes the slow path and re-reads it. */
@@ -69,16 +71,9 @@ export class Coalescer {
     const results = new Array<HeartbeatResult>(users.length);
     let slow: number[] | undefined;
     for (let i = 0; i < users.length; i++) {
-      const u = users[i]!;
-      const k = this.known.get(u);
-      if (k && !k.stale && k.state !== 'Offline' && k.persisted + this.timeoutMs - this.marginMs > now) {
-        if (k.pendingAt === 0) this.pending.push(k);
-        if (now > k.pendingAt) k.pendingAt = now;
-        this.coalesced++;
-        results[i] = { user_id: u, state: k.state, state_since: k.stateSince, last_heartbeat: now, known: k };
-      } else {
-        (slow ??= []).push(i);
-      }
+      const r = this.fast(users[i]!, now);
+      if (r) results[i] = r;
+      else (slow ??= []).push(i);
     }
     if (slow) {
       // Duplicates of a slow user are written once (ck_heartbeat keeps the newest per user).
@@ -87,6 +82,23 @@ export class Coalescer {
       for (const i of slow) results[i] = byUser.get(users[i]!)!;
     }
     return results;
+  }
+
+  /**
+   * One heartbeat answered from memory, synchronously; undefined when it needs a write (call beat).
+   * The heartbeat route and lane use it to answer without a promise.
+   */
+  beatKnown(user: string): HeartbeatResult | undefined {
+    return this.fast(user, this.opts.clock.now());
+  }
+
+  private fast(user: string, now: number): HeartbeatResult | undefined {
+    const k = this.known.get(user);
+    if (!k || k.stale || k.state === 'Offline' || k.persisted + this.timeoutMs - this.marginMs <= now) return undefined;
+    if (k.pendingAt === 0) this.pending.push(k);
+    if (now > k.pendingAt) k.pendingAt = now;
+    this.coalesced++;
+    return { user_id: user, state: k.state, state_since: k.stateSince, last_heartbeat: now, known: k };
   }
 
   /** Marks a user's cached state stale after another write changed it; the next heartbeat re-reads it. */
@@ -147,7 +159,10 @@ export class Coalescer {
     const k = this.known.get(r.user_id);
     if (k) {
       // Updated in place: a flush touches every live user each second, so no new object each time.
-      if (k.stateSince !== r.state_since) k.stateSinceIso = undefined;
+      if (k.stateSince !== r.state_since || k.state !== r.state) {
+        k.stateSinceIso = undefined;
+        k.rendered = undefined;
+      }
       k.state = r.state;
       k.stateSince = r.state_since;
       k.persisted = r.last_heartbeat;

@@ -1,24 +1,14 @@
 import { Type } from '@sinclair/typebox';
 import type { App } from '../../app.js';
-import type { HeartbeatResult } from '../../liveness/coalescer.js';
-import { iso } from '../../time.js';
 import { requireOwnUser } from '../auth.js';
+import { replayedBody } from '../heartbeat-lane.js';
 import { sendJson } from '../send-json.js';
 import { errorResponses, Status, UserId } from '../schemas.js';
+import { statusView } from '../status-view.js';
 
 export default async function heartbeat(app: App) {
   const { coalescer, states } = app.ck;
-  // Heartbeats answered in the same millisecond share last_heartbeat: format it once.
-  let lastMs = Number.NaN;
-  let lastIso = '';
-  const isoOf = (ms: number) => (ms === lastMs ? lastIso : (lastIso = iso((lastMs = ms))));
-  const view = (r: HeartbeatResult) => ({
-    user_id: r.user_id,
-    state: r.state,
-    online: states.isOnline(r.state),
-    state_since: r.known ? (r.known.stateSinceIso ??= iso(r.state_since)) : iso(r.state_since),
-    last_heartbeat: isoOf(r.last_heartbeat),
-  });
+  const view = statusView(states);
 
   app.post('/heartbeat', {
     config: { scope: 'ingest' },
@@ -27,11 +17,15 @@ export default async function heartbeat(app: App) {
       body: Type.Object({ user_id: UserId }),
       response: { 200: Status, ...errorResponses(400, 401, 403, 413, 415, 422, 503) },
     },
-  }, async (req) => {
+    // A request the heartbeat lane read but left to Fastify (src/http/heartbeat-lane.ts) gets its body back.
+    preParsing: (req, _reply, payload, done) => done(null, replayedBody(req.raw) ?? payload),
+  }, (req) => {
     const { user_id } = req.body as { user_id: string };
     requireOwnUser(req, [user_id]);
-    const [r] = await coalescer.beat([user_id]);
-    return view(r!);
+    // Answered from memory without a promise when it can be; a write otherwise.
+    const known = coalescer.beatKnown(user_id);
+    if (known) return view(known);
+    return coalescer.beat([user_id]).then(([r]) => view(r!));
   });
 
   app.post('/heartbeats', {
