@@ -1,6 +1,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Db } from './db/types.js';
 import type { Coalescer } from './liveness/coalescer.js';
+import { RequestMetrics } from './request-metrics.js';
 
 /** Seconds; from 1 ms (a flush of a few users) to 30 s (a request timeout, a stuck job). */
 const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -29,14 +30,7 @@ export class Metrics {
   readonly registry = new Registry();
   private readonly scrapeHooks: Array<() => unknown> = [];
 
-  private readonly httpRequests = new Counter({
-    name: 'ck_http_requests_total', help: 'HTTP requests answered, by method, route pattern and status code',
-    labelNames: ['method', 'route', 'status_code'] as const, registers: [this.registry],
-  });
-  private readonly httpDuration = new Histogram({
-    name: 'ck_http_request_duration_seconds', help: 'HTTP request latency, by method, route pattern and status code',
-    labelNames: ['method', 'route', 'status_code'] as const, buckets: DURATION_BUCKETS, registers: [this.registry],
-  });
+  private readonly http = new RequestMetrics(this.registry, DURATION_BUCKETS);
   private readonly heartbeatsCoalesced = new Counter({
     name: 'ck_heartbeats_coalesced_total', help: 'Heartbeats acknowledged from memory and buffered for the next flush',
     registers: [this.registry],
@@ -134,9 +128,7 @@ export class Metrics {
 
   /** Called once per response. Labels use the route pattern (`/status/:user_id`), never the raw URL. */
   observeRequest(method: string, route: string, status: number, ms: number): void {
-    const labels = { method, route, status_code: status };
-    this.httpRequests.inc(labels);
-    this.httpDuration.observe(labels, ms / 1000);
+    this.http.observe(method, route, status, ms / 1000);
   }
 
   readonly contentType = this.registry.contentType;

@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Counter, Histogram, Registry } from 'prom-client';
 import { startJobs } from '../src/jobs/start.js';
+import { RequestMetrics } from '../src/request-metrics.js';
 import { BACKENDS, ManualClock, startServer, type TestServer } from './helpers.js';
 
 // Prometheus text exposition 0.0.4: comments, or `name{label="value",...} number` (NaN and Inf in any case,
@@ -138,5 +140,30 @@ describe.each(BACKENDS)('GET /metrics (%s)', (backend) => {
       await other.close();
     }
     expect(sample(await scrape(), 'ck_heartbeats_flushed_total')).toBe(3);
+  });
+});
+
+describe('request metrics', () => {
+  it('expose exactly what prom-client\'s labelled Counter and Histogram would', async () => {
+    const buckets = [0.001, 0.0025, 0.005, 0.01];
+    const ours = new Registry();
+    const theirs = new Registry();
+    const labelNames = ['method', 'route', 'status_code'] as const;
+    const counter = new Counter({ name: 'ck_http_requests_total', help: 'HTTP requests answered, by method, route pattern and status code', labelNames, registers: [theirs] });
+    const histogram = new Histogram({ name: 'ck_http_request_duration_seconds', help: 'HTTP request latency, by method, route pattern and status code', labelNames, buckets, registers: [theirs] });
+    const metrics = new RequestMetrics(ours, buckets);
+    // On a bound, between bounds, above all of them; series interleaved.
+    const seen: [string, string, number, number][] = [
+      ['POST', '/heartbeat', 200, 0.0004], ['GET', '/status/:user_id', 404, 0.01], ['POST', '/heartbeat', 200, 0.001],
+      ['POST', '/heartbeat', 422, 0.003], ['POST', '/heartbeat', 200, 2.5], ['GET', 'unmatched', 404, 0.0025],
+    ];
+    for (const [method, route, status, seconds] of seen) {
+      counter.inc({ method, route, status_code: status });
+      histogram.observe({ method, route, status_code: status }, seconds);
+      metrics.observe(method, route, status, seconds);
+    }
+    expect(await ours.metrics()).toBe(await theirs.metrics());
+    ours.resetMetrics();
+    expect(await ours.metrics()).not.toMatch(/^ck_http/m);
   });
 });
