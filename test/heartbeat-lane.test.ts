@@ -112,6 +112,18 @@ describe.each(BACKENDS)('heartbeat lane (%s)', (backend) => {
       [{ body: body({ user_id: 'x'.repeat(128) }) }, 200],
       [{ body: body({ user_id: 'émoji 🎉 user' }) }, 200],
       [{ body: body({ user_id: 'émoji 🎉 user' }) }, 200],
+      // Escapes, quotes and raw control characters inside an id.
+      [{ body: '{"user_id":"lane-\\u0061"}' }, 200],
+      // A known user whose id is, literally, the escape another body spells: the texts must not be confused.
+      [{ body: '{"user_id":"x\\\\u0061"}' }, 200],
+      [{ body: '{"user_id":"x\\\\u0061"}' }, 200],
+      [{ body: '{"user_id":"x\\u0061"}' }, 200],
+      [{ body: '{"user_id":"lane-a","x":"y"}' }, 200],
+      [{ body: '{"user_id":"lane-\\"a"}' }, 200],
+      [{ body: '{"user_id":"lane\ta"}' }, 400],
+      [{ body: '{"user_id":"lane-a"} ' }, 200],
+      [{ body: '{"user_id":"__proto__"}' }, 200],
+      [{ body: '{"user_id":"__proto__"}' }, 200],
     ];
     for (const [r, status] of cases) {
       const res = await both(r);
