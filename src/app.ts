@@ -1,11 +1,11 @@
-import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { KeyVerifier } from './auth/keys.js';
 import { looksLikeJwt, verifyToken } from './auth/tokens.js';
 import type { Config } from './config.js';
 import type { Context } from './context.js';
 import type { Db } from './db/types.js';
-import { authHook, type Principal } from './http/auth.js';
+import { authHook, hasScope, type Principal } from './http/auth.js';
 import { frameworkError, registerErrorHandler } from './http/error-handler.js';
 import { registerJsonParser } from './http/json-body.js';
 import { HeartbeatLane, laneServer } from './http/heartbeat-lane.js';
@@ -93,13 +93,14 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   });
   // The level is fixed at start-up: decide once, not per request.
   const logRequests = deps.logger !== undefined && ['trace', 'debug', 'info'].includes(deps.logger.level);
+  // One line per answered request (here and in the heartbeat lane); 5xx are logged by the error handler.
+  const logRequest = (log: FastifyBaseLogger, line: { reqId?: string; method: string; url: string; status: number; ms: number }) => {
+    if (line.status < 500) log.info({ ...line, ms: Math.round(line.ms) }, 'request');
+  };
   app.addHook('onResponse', (req, reply, done) => {
     const route = req.routeOptions.url ?? 'unmatched';
     metrics.observeRequest(req.method, route, reply.statusCode, reply.elapsedTime);
-    // 5xx are logged by the error handler, with the error.
-    if (logRequests && reply.statusCode < 500) {
-      req.log.info({ method: req.method, url: req.routeOptions.url ?? req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
-    }
+    if (logRequests) logRequest(req.log, { method: req.method, url: req.routeOptions.url ?? req.url, status: reply.statusCode, ms: reply.elapsedTime });
     done();
   });
   const verifyBearer = async (bearer: string): Promise<Principal | undefined> => {
@@ -124,7 +125,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     lane = new HeartbeatLane({
       admits: (bearer) => {
         const key = keys.cached(bearer);
-        return key !== undefined && (key.scopes.includes('ingest') || key.scopes.includes('admin'));
+        return key !== undefined && hasScope(key, 'ingest');
       },
       answer: (user) => {
         const r = coalescer.beatKnown(user);
@@ -133,7 +134,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
       requestId,
       done: (id, ms) => {
         metrics.observeRequest('POST', '/heartbeat', 200, ms);
-        if (logRequests) app.log.info({ reqId: id, method: 'POST', url: '/heartbeat', status: 200, ms: Math.round(ms) }, 'request');
+        if (logRequests) logRequest(app.log, { reqId: id, method: 'POST', url: '/heartbeat', status: 200, ms });
       },
     });
     metrics.watchLane(lane);

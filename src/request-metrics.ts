@@ -24,7 +24,6 @@ export class RequestMetrics {
   private all: Series[] = [];
 
   constructor(registry: Registry, private readonly buckets: readonly number[]) {
-    const all = () => this.all;
     const metric = (name: string, help: string, type: 'counter' | 'histogram', values: () => Value[]) => ({
       name, help, type, aggregator: 'sum',
       get: async () => ({ name, help, type, aggregator: 'sum', values: values() }),
@@ -34,9 +33,9 @@ export class RequestMetrics {
       },
     });
     const requests = metric('ck_http_requests_total', 'HTTP requests answered, by method, route pattern and status code', 'counter',
-      () => all().map((s) => ({ labels: s.labels, value: s.count })));
+      () => this.all.map((s) => ({ labels: s.labels, value: s.count })));
     const duration = metric('ck_http_request_duration_seconds', 'HTTP request latency, by method, route pattern and status code', 'histogram',
-      () => all().flatMap((s) => this.histogram(s)));
+      () => this.all.flatMap((s) => this.histogram(s)));
     // Duck-typed: the registry only calls get() and reset() and reads name, help, type and aggregator.
     registry.registerMetric(requests as unknown as Metric);
     registry.registerMetric(duration as unknown as Metric);

@@ -55,6 +55,7 @@ describe.each(BACKENDS)('keys and tokens never reach the logs (%s)', (backend) =
     const token: string = issued.body.token;
 
     expect((await send('POST', '/heartbeat', key, { user_id: 'alice' })).status).toBe(200);
+    expect((await send('POST', '/heartbeat', key, { user_id: 'alice' })).status).toBe(200); // the heartbeat lane's
     expect((await send('POST', '/heartbeat', token, { user_id: 'alice' })).status).toBe(200);
     expect((await send('POST', '/heartbeat', token, { user_id: 'bob' })).status).toBe(403);
     expect((await send('POST', '/heartbeat', key, '{"user_id":')).status).toBe(400);
@@ -63,6 +64,9 @@ describe.each(BACKENDS)('keys and tokens never reach the logs (%s)', (backend) =
     expect((await send('DELETE', `/keys/${created.body.id}`, admin)).status).toBe(204);
     expect((await send('GET', '/status/alice', key)).status).toBe(401);
 
+    const beats = lines.map((l) => JSON.parse(l)).filter((l) => l.msg === 'request' && l.url === '/heartbeat' && l.status === 200);
+    expect(beats).toHaveLength(3); // two by key (the second from the lane), one by token
+    for (const b of beats) expect(b).toMatchObject({ method: 'POST', reqId: expect.any(String), ms: expect.any(Number) });
     const log = lines.join('');
     expect(lines.length).toBeGreaterThanOrEqual(8); // the requests above were logged
     // The secret is what follows "ck_<12 hex>_" (it may itself contain "_").

@@ -21,7 +21,8 @@ declare module 'fastify' {
   }
 }
 
-const hasScope = (p: Principal, scope: Scope) => p.scopes.includes('admin') || p.scopes.includes(scope);
+/** Admin keys and tokens may do everything. */
+export const hasScope = (p: { scopes: Scope[] }, scope: Scope) => p.scopes.includes('admin') || p.scopes.includes(scope);
 
 /** The credential in `Authorization: Bearer <key or token>`, if the header has that form. */
 export function bearerOf(req: FastifyRequest): string | undefined {

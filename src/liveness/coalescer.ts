@@ -10,7 +10,7 @@ export interface Known {
   persisted: number;
   /** stateSince as RFC 3339, formatted once on first use. */
   stateSinceIso?: string;
-  /** The HTTP answer's fields that follow user, state and stateSince, rendered once (heartbeat lane). */
+  /** The heartbeat lane's answer up to last_heartbeat, rendered once; cleared when state or stateSince change. */
   rendered?: string;
   /** The newest heartbeat acknowledged but not yet flushed; 0 when none. */
   pendingAt: number;
