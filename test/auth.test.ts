@@ -1,6 +1,10 @@
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BACKENDS, ManualClock, startServer, type TestServer } from './helpers.js';
+import { createKey, KeyVerifier } from '../src/auth/keys.js';
+import { migrate } from '../src/db/migrate.js';
+import { openPostgres } from '../src/db/postgres.js';
+import { DB_UNAVAILABLE, type Queryable } from '../src/db/types.js';
+import { BACKENDS, ManualClock, openTestDb, startServer, type TestServer } from './helpers.js';
 
 const SECRET = 'test-secret-0123456789abcdef-0123456789';
 const DAY = '2026-11-20';
@@ -218,5 +222,40 @@ describe.each(BACKENDS)('tokens without CK_TOKEN_SECRET (%s)', (backend) => {
     const jwt = await new SignJWT({ scopes: ['read'] }).setProtectedHeader({ alg: 'HS256' }).setSubject('alice')
       .setIssuer('ck').setJti('x').setExpirationTime('1h').sign(new TextEncoder().encode(SECRET));
     isProblem(await s.req('GET', '/status/alice', undefined, jwt), 401);
+  });
+});
+
+describe.each(BACKENDS)('API keys through a database outage (%s)', (backend) => {
+  it('a key verified before the outage stays valid for staleIfErrorMs; unknown keys and later checks fail as unavailable', async () => {
+    const db = await openTestDb(backend);
+    // A pool to a port nothing listens on: every query fails as the seam's "database unavailable".
+    const down = openPostgres({ url: 'postgres://postgres@127.0.0.1:1/none', schema: 'public', poolSize: 1 });
+    try {
+      await migrate(db);
+      const known = (await createKey(db, 'before', ['ingest'])).key;
+      const other = (await createKey(db, 'never checked', ['ingest'])).key;
+      let target: Queryable = db;
+      const seam: Queryable = { query: (text, params) => target.query(text, params), exec: (sql) => target.exec(sql) };
+      const keys = new KeyVerifier(seam, 50, 1_500);
+      expect(await keys.verify(known)).toMatchObject({ scopes: ['ingest'] });
+
+      target = down;
+      await new Promise((r) => setTimeout(r, 100)); // past the TTL
+      expect(keys.cached(known)).toBeUndefined();
+      expect(await keys.verify(known)).toMatchObject({ scopes: ['ingest'] }); // stale, because of the outage
+      expect(keys.cached(known)).toMatchObject({ scopes: ['ingest'] }); // and not asked again for a second
+      await expect(keys.verify(other)).rejects.toMatchObject({ code: DB_UNAVAILABLE });
+      // A wrong secret for that key is still checked against the hash held: refused, not let through.
+      expect(await keys.verify(`${known.slice(0, -1)}${known.endsWith('A') ? 'B' : 'A'}`)).toBeUndefined();
+
+      await new Promise((r) => setTimeout(r, 1_600)); // past staleIfErrorMs
+      await expect(keys.verify(known)).rejects.toMatchObject({ code: DB_UNAVAILABLE });
+      target = db; // back
+      expect(await keys.verify(known)).toMatchObject({ scopes: ['ingest'] });
+    } finally {
+      await down.close();
+      await db.close();
+      await db.dropSchema();
+    }
   });
 });

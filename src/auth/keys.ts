@@ -1,5 +1,5 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import type { Queryable } from '../db/types.js';
+import { isUnavailable, type Queryable } from '../db/types.js';
 
 export const SCOPES = ['ingest', 'read', 'admin'] as const;
 export type Scope = (typeof SCOPES)[number];
@@ -59,19 +59,25 @@ export async function countKeys(db: Queryable): Promise<number> {
 /**
  * Verifies presented keys against the database, caching a key's hash and scopes for `ttlMs` so the hot
  * path does not query per request. A revocation reaches other instances within `ttlMs`.
+ *
+ * Stale if error: while the database is unavailable, a key verified within the last `staleIfErrorMs`
+ * (5 minutes) stays valid, re-checked at most once a second. Fast-path heartbeats need no database, so
+ * they keep being acknowledged and buffered through a failover instead of failing on the key check. The
+ * price: a key revoked just before an outage works until the database answers again.
  */
 export class KeyVerifier {
   private cache = new Map<string, { hash: Buffer; scopes: Scope[]; at: number } | { missing: true; at: number }>();
 
-  constructor(private readonly db: Queryable, private readonly ttlMs = 5000) {}
+  constructor(private readonly db: Queryable, private readonly ttlMs = 5000, private readonly staleIfErrorMs = 300_000) {}
 
-  // Verified bearer strings, so the hot path skips hashing; entries expire with the same TTL.
-  private verified = new Map<string, { id: string; scopes: Scope[]; at: number }>();
+  // Verified bearer strings, so the hot path skips hashing; valid until `until` (the TTL, or a retry
+  // delay while the database is unavailable).
+  private verified = new Map<string, { id: string; scopes: Scope[]; until: number }>();
 
   /** A key verified within the TTL, without I/O or hashing; undefined means "call verify". */
   cached(presented: string): { id: string; scopes: Scope[] } | undefined {
     const hit = this.verified.get(presented);
-    return hit && Date.now() - hit.at <= this.ttlMs ? hit : undefined;
+    return hit && Date.now() <= hit.until ? hit : undefined;
   }
 
   async verify(presented: string): Promise<{ id: string; scopes: Scope[] } | undefined> {
@@ -81,19 +87,25 @@ export class KeyVerifier {
     if (!m) return undefined;
     const id = m[1]!;
     let entry = this.cache.get(id);
+    let until: number | undefined;
     if (!entry || Date.now() - entry.at > this.ttlMs) {
-      const { rows } = await this.db.query<{ secret_sha256: Buffer | Uint8Array; scopes: Scope[] }>(
-        `SELECT secret_sha256, scopes FROM api_keys WHERE id = $1 AND revoked_at IS NULL`,
-        [id],
-      );
-      const row = rows[0];
-      entry = row ? { hash: Buffer.from(row.secret_sha256), scopes: row.scopes, at: Date.now() } : { missing: true, at: Date.now() };
-      if (this.cache.size > 10_000) this.cache.clear();
-      this.cache.set(id, entry);
+      try {
+        const { rows } = await this.db.query<{ secret_sha256: Buffer | Uint8Array; scopes: Scope[] }>(
+          `SELECT secret_sha256, scopes FROM api_keys WHERE id = $1 AND revoked_at IS NULL`,
+          [id],
+        );
+        const row = rows[0];
+        entry = row ? { hash: Buffer.from(row.secret_sha256), scopes: row.scopes, at: Date.now() } : { missing: true, at: Date.now() };
+        if (this.cache.size > 10_000) this.cache.clear();
+        this.cache.set(id, entry);
+      } catch (err) {
+        if (!entry || 'missing' in entry || !isUnavailable(err) || Date.now() - entry.at > this.staleIfErrorMs) throw err;
+        until = Date.now() + 1000; // the stale entry, asking the database again in a second
+      }
     }
     if ('missing' in entry || !timingSafeEqual(entry.hash, sha256(m[2]!))) return undefined;
     if (this.verified.size > 10_000) this.verified.clear();
-    const ok = { id, scopes: entry.scopes, at: entry.at };
+    const ok = { id, scopes: entry.scopes, until: until ?? entry.at + this.ttlMs };
     this.verified.set(presented, ok);
     return ok;
   }
