@@ -163,16 +163,28 @@ export class Coalescer {
         k.stateSinceIso = undefined;
         k.rendered = undefined;
       }
-      k.state = r.state;
+      k.state = this.canonical(r.state);
       k.stateSince = r.state_since;
       k.persisted = r.last_heartbeat;
       k.stale = false;
     } else {
+      // Every field present from the start: one object shape, no property store added later.
       this.known.set(r.user_id, {
-        user: r.user_id, state: r.state, stateSince: r.state_since, persisted: r.last_heartbeat, pendingAt: 0, stale: false,
+        user: r.user_id, state: this.canonical(r.state), stateSince: r.state_since, persisted: r.last_heartbeat,
+        stateSinceIso: undefined, rendered: undefined, pendingAt: 0, stale: false,
       });
     }
     return { user_id: r.user_id, state: r.state, state_since: r.state_since, last_heartbeat: r.last_heartbeat };
+  }
+
+  // The driver makes a new string for every row's state: a million users held a million copies of
+  // "Online". Entries share one string per state name instead.
+  private readonly stateNames = new Map<string, string>();
+  private canonical(state: string): string {
+    const known = this.stateNames.get(state);
+    if (known !== undefined) return known;
+    this.stateNames.set(state, state);
+    return state;
   }
 
   private lastPrune = 0;
