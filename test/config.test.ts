@@ -7,8 +7,9 @@ describe('config', () => {
     expect(c).toMatchObject({
       port: 8080, host: '127.0.0.1', databaseUrl: undefined, dataDir: './data', heartbeatTimeoutSec: 60,
       maxBackfillSec: 604_800, flushIntervalMs: 1000, sweepIntervalSec: 10, scheduler: 'app', rateLimit: 0,
-      retentionDays: undefined, corsOrigins: [], logLevel: 'info', schema: 'public',
+      retentionDays: undefined, corsOrigins: [], logLevel: 'info', schema: 'public', heartbeatLane: true,
     });
+    expect(loadConfig({ CK_HEARTBEAT_LANE: 'off' }).heartbeatLane).toBe(false);
   });
 
   it.each([
@@ -18,6 +19,7 @@ describe('config', () => {
     ['CK_MAX_BACKFILL', '-1'],
     ['CK_SCHEDULER', 'cron'],
     ['CK_DB_SCHEMA', 'Robert"); DROP'],
+    ['CK_HEARTBEAT_LANE', 'yes'],
   ])('rejects %s=%s naming the variable', (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(name));
   });
