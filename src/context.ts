@@ -19,10 +19,6 @@ export interface Context {
   events: EventHub;
   webhooks: WebhookWorker;
   metrics: Metrics;
-}
-
-declare module 'fastify' {
-  interface FastifyInstance {
-    ck: Context;
-  }
+  /** HS256 secret for per-user tokens: CK_TOKEN_SECRET, or the one generated and kept in the database. */
+  tokenSecret: string;
 }

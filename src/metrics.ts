@@ -24,7 +24,7 @@ function processMetrics(): Registry {
  *
  * @example
  *   ck.metrics.sseClients.inc();  // a stream opened; .dec() when it ends
- *   ck.metrics.onScrape(async () => ck.metrics.webhookBacklog.set(await countUndelivered(db)));
+ *   ck.metrics.onScrape(async () => ck.metrics.webhookBacklog.set(await countPending(db)));
  */
 export class Metrics {
   readonly registry = new Registry();
@@ -60,7 +60,7 @@ export class Metrics {
     labelNames: ['state'] as const, registers: [this.registry],
   });
 
-  /** Seconds between now and the newest time the per-day summaries are complete for; set by the aggregation job. */
+  /** How far the stored per-day summaries lag behind now (aggregationLagSeconds), read at every scrape. */
   readonly aggregationLag = new Gauge({
     name: 'ck_aggregation_lag_seconds', help: 'How far the per-day summaries lag behind now, in seconds',
     registers: [this.registry],
@@ -69,7 +69,7 @@ export class Metrics {
   readonly sseClients = new Gauge({
     name: 'ck_sse_clients', help: 'Open Server-Sent Events streams on this instance', registers: [this.registry],
   });
-  /** Webhook deliveries waiting to be sent: `set(n)`, e.g. from an `onScrape` hook. */
+  /** Webhook deliveries waiting to be sent, across instances (countPending), read at every scrape. */
   readonly webhookBacklog = new Gauge({
     name: 'ck_webhook_backlog', help: 'Webhook deliveries waiting to be sent', registers: [this.registry],
   });

@@ -1,6 +1,6 @@
 import pino from 'pino';
 import { buildApp } from './app.js';
-import { countKeys, createKey } from './auth/keys.js';
+import { countKeys, createKey, keyExists } from './auth/keys.js';
 import type { Config } from './config.js';
 import { migrate } from './db/migrate.js';
 import { openDb } from './db/open.js';
@@ -47,9 +47,7 @@ export async function serve(config: Config): Promise<void> {
 
 async function bootstrapAdminKey(config: Config, db: Awaited<ReturnType<typeof openDb>>, logger: pino.Logger) {
   if (config.apiKey) {
-    const id = config.apiKey.split('_')[1];
-    const { rows } = await db.query('SELECT 1 FROM api_keys WHERE id = $1', [id]);
-    if (rows.length === 0) await createKey(db, 'admin (CK_API_KEY)', ['admin'], config.apiKey);
+    if (!(await keyExists(db, config.apiKey))) await createKey(db, 'admin (CK_API_KEY)', ['admin'], config.apiKey);
     return;
   }
   if ((await countKeys(db)) > 0) return;

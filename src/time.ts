@@ -1,7 +1,7 @@
 /** Request timestamps: an RFC 3339 string or integer epoch milliseconds. Responses: RFC 3339 UTC with ms. */
 const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$/;
-const MIN_MS = 0; // 1970-01-01
-const MAX_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+export const MIN_MS = 0; // 1970-01-01
+export const MAX_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
 
 /** Parses a request timestamp to epoch ms (truncated to ms); undefined when it is not one. */
 export function parseInstant(value: unknown): number | undefined {

@@ -78,7 +78,7 @@ describe.each(BACKENDS)('keys and per-user tokens (%s)', (backend) => {
       expect(list.status).toBe(200);
       const listed = list.body.keys.find((k: any) => k.id === created.body.id);
       expect(listed).toEqual({ id: created.body.id, name: 'ci', scopes: ['ingest', 'read'], created_at: expect.any(String) });
-      const secret = created.body.key.split('_')[2];
+      const secret = created.body.key.split('_').slice(2).join('_'); // base64url may hold '_'
       expect(JSON.stringify(list.body)).not.toContain(secret);
 
       expect((await s.req('DELETE', `/keys/${created.body.id}`)).status).toBe(204);
@@ -151,19 +151,44 @@ describe.each(BACKENDS)('keys and per-user tokens (%s)', (backend) => {
       expect((await s.req('GET', '/status/bob')).body.state).toBe('Online');
     });
 
-    it('reads are limited to the token user', async () => {
+    it('a token learns nothing about other users: the same 403 whether they exist or not, on every route', async () => {
+      const t = await token('alice', ['ingest', 'read']);
+      const asking = (u: string): [string, string, unknown][] => [
+        ['GET', `/status/${u}`, undefined],
+        ['GET', `/status?user_id=alice&user_id=${u}`, undefined],
+        ['GET', `/checkpoints?user_id=${u}`, undefined],
+        ['GET', `/summaries?user_id=${u}&from=${DAY}&to=${DAY}`, undefined],
+        ['GET', `/users/${u}`, undefined],
+        ['GET', `/events?user_id=${u}`, undefined],
+        ['POST', '/heartbeat', { user_id: u }],
+        ['POST', '/heartbeats', { user_ids: ['alice', u] }],
+        ['POST', '/checkpoints', { user_id: u, state: 'Away' }],
+        ['PUT', `/users/${u}`, { timezone: 'Asia/Tokyo' }],
+      ];
+      const existing = asking('bob');
+      const unknown = asking('nobody-at-all');
+      for (let i = 0; i < existing.length; i++) {
+        const [a, b] = [await s.req(...existing[i]!, t), await s.req(...unknown[i]!, t)];
+        isProblem(a, 403);
+        isProblem(b, 403);
+        const { instance: _a, ...restA } = a.body;
+        const { instance: _b, ...restB } = b.body;
+        expect(restA, `${existing[i]![0]} ${existing[i]![1]}`).toEqual(restB);
+        expect(restA.code).toBe('other_user');
+        expect(JSON.stringify(restA)).not.toContain('bob');
+      }
+    });
+
+    it('without a user named, a token reads its own user; listings and service-wide metrics are refused', async () => {
       const t = await token('alice', ['read']);
-      expect((await s.req('GET', '/status/bob', undefined, t)).status).toBe(404);
-      const several = await s.req('GET', '/status?user_id=alice&user_id=bob', undefined, t);
-      expect(several.body.users.map((u: any) => u.user_id)).toEqual(['alice']);
-      isProblem(await s.req('GET', '/status?state=Online', undefined, t), 403);
-      isProblem(await s.req('GET', '/checkpoints?user_id=bob', undefined, t), 403);
-      isProblem(await s.req('GET', `/summaries?user_id=bob&from=${DAY}&to=${DAY}`, undefined, t), 403);
       const all = await s.req('GET', `/summaries?from=${DAY}&to=${DAY}`, undefined, t);
       expect(all.status).toBe(200);
+      expect(all.body.user_id).toBe('alice');
       expect(JSON.stringify(all.body)).not.toContain('"bob"');
-      isProblem(await s.req('GET', '/users/bob', undefined, t), 403);
-      isProblem(await s.req('GET', '/events?user_id=bob', undefined, t), 403);
+      isProblem(await s.req('GET', '/status?state=Online', undefined, t), 403);
+      isProblem(await s.req('GET', '/metrics', undefined, t), 403);
+      const own = await s.req('GET', '/status?user_id=alice', undefined, t);
+      expect(own.body.users.map((u: any) => u.user_id)).toEqual(['alice']);
     });
 
     it('a token holds only its scopes and never admin', async () => {
@@ -209,19 +234,30 @@ describe.each(BACKENDS)('keys and per-user tokens (%s)', (backend) => {
 });
 
 describe.each(BACKENDS)('tokens without CK_TOKEN_SECRET (%s)', (backend) => {
-  let s: TestServer;
-  beforeAll(async () => {
-    s = await startServer(backend);
-  });
-  afterAll(() => s?.close());
-
-  it('POST /tokens is a 503 naming CK_TOKEN_SECRET, and JWT bearers are 401', async () => {
-    const r = await s.req('POST', '/tokens', { user_id: 'alice', scopes: ['read'] });
-    isProblem(r, 503);
-    expect(r.body.detail).toContain('CK_TOKEN_SECRET');
-    const jwt = await new SignJWT({ scopes: ['read'] }).setProtectedHeader({ alg: 'HS256' }).setSubject('alice')
-      .setIssuer('ck').setJti('x').setExpirationTime('1h').sign(new TextEncoder().encode(SECRET));
-    isProblem(await s.req('GET', '/status/alice', undefined, jwt), 401);
+  it('work out of the box: a secret generated once and kept in the database, shared by every instance', async () => {
+    const a = await startServer(backend);
+    const b = await startServer(backend, { db: a.db });
+    try {
+      const r = await a.req('POST', '/tokens', { user_id: 'alice', scopes: ['read'] });
+      expect(r.status).toBe(201);
+      await a.req('POST', '/heartbeat', { user_id: 'alice' });
+      expect((await b.req('GET', '/status/alice', undefined, r.body.token)).status).toBe(200);
+      // A token signed with some other secret is not one of ours.
+      const jwt = await new SignJWT({ scopes: ['read'] }).setProtectedHeader({ alg: 'HS256' }).setSubject('alice')
+        .setIssuer('ck').setJti('x').setExpirationTime('1h').sign(new TextEncoder().encode(SECRET));
+      isProblem(await b.req('GET', '/status/alice', undefined, jwt), 401);
+      // CK_TOKEN_SECRET wins over the stored one.
+      const c = await startServer(backend, { db: a.db, env: { CK_TOKEN_SECRET: SECRET } });
+      try {
+        expect((await c.req('GET', '/status/alice', undefined, jwt)).status).toBe(200);
+        isProblem(await c.req('GET', '/status/alice', undefined, r.body.token), 401);
+      } finally {
+        await c.close();
+      }
+    } finally {
+      await b.close();
+      await a.close();
+    }
   });
 });
 

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { App } from '../src/http/types.js';
 import { BACKENDS, ManualClock, startServer, type TestServer } from './helpers.js';
 
 /**
@@ -157,6 +158,20 @@ describe.each(BACKENDS)('heartbeat lane (%s)', (backend) => {
     for (const s of [on, off]) {
       const timeline = (await s.req('GET', '/checkpoints?user_id=lane-b')).body.checkpoints.map((c: { state: string }) => c.state);
       expect(timeline).toEqual(['Online', 'Offline', 'Online', 'Busy']);
+    }
+  });
+
+  it.each([
+    ['onRequest', (app: App) => app.addHook('onRequest', (_req, reply, done) => { reply.header('x-tenant', 't1'); done(); })],
+    ['preHandler', (app: App) => app.addHook('preHandler', async function audit() {})],
+    ['preValidation', (app: App) => app.addHook('preValidation', (_req, _reply, done) => done())],
+  ] as const)('turns itself off when a %s hook it does not reproduce runs on the route', async (_phase, extend) => {
+    const extended = await startServer(backend, { clock, extend: (app) => void extend(app) });
+    try {
+      for (let i = 0; i < 3; i++) expect((await extended.req('POST', '/heartbeat', { user_id: 'lane-d' })).status).toBe(200);
+      expect((await extended.req('GET', '/metrics')).body).not.toMatch(/^ck_heartbeat_lane_total [1-9]/m);
+    } finally {
+      await extended.close();
     }
   });
 

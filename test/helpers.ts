@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { type App, buildApp } from '../src/app.js';
+import { buildApp } from '../src/app.js';
+import type { App } from '../src/http/types.js';
 import { createKey, type Scope } from '../src/auth/keys.js';
 import { type Config, loadConfig } from '../src/config.js';
 import { migrate } from '../src/db/migrate.js';
@@ -8,6 +9,7 @@ import { openPostgres } from '../src/db/postgres.js';
 import type { Db } from '../src/db/types.js';
 import { quoteIdent } from '../src/db/types.js';
 import type { Clock } from '../src/time.js';
+import { anyTestFailed } from './setup.js';
 
 export type Backend = 'pglite' | 'postgres';
 
@@ -15,7 +17,10 @@ export type Backend = 'pglite' | 'postgres';
 export const BACKENDS: Backend[] = process.env.TEST_DATABASE_URL ? ['pglite', 'postgres'] : ['pglite'];
 export const PG_URL = process.env.TEST_DATABASE_URL;
 
-/** A fresh, isolated database: in-memory PGlite, or a new schema on PostgreSQL (dropped on close). */
+/**
+ * A fresh, isolated database: in-memory PGlite, or a new schema on PostgreSQL. `dropSchema` drops it,
+ * unless a test of this file failed: then the schema stays for inspection and its name is printed.
+ */
 export async function openTestDb(kind: Backend, schema = `t_${randomBytes(5).toString('hex')}`): Promise<Db & { dropSchema(): Promise<void> }> {
   if (kind === 'pglite') {
     const db = await openPglite({ schema: 'public' });
@@ -29,6 +34,10 @@ export async function openTestDb(kind: Backend, schema = `t_${randomBytes(5).toS
   return Object.assign(db, {
     close,
     dropSchema: async () => {
+      if (anyTestFailed()) {
+        console.warn(`kept schema ${schema} of a failed test for inspection (DROP SCHEMA ${quoteIdent(schema)} CASCADE when done)`);
+        return;
+      }
       const a = openPostgres({ url: PG_URL!, schema: 'public', poolSize: 1 });
       await a.query(`DROP SCHEMA IF EXISTS ${quoteIdent(schema)} CASCADE`).catch(() => {});
       await a.close();
@@ -63,12 +72,14 @@ export interface TestServer {
 }
 
 /** The real HTTP server on a random port over a fresh, migrated database. */
-export async function startServer(kind: Backend, opts: { env?: Record<string, string>; clock?: Clock; db?: Db } = {}): Promise<TestServer> {
+export async function startServer(
+  kind: Backend, opts: { env?: Record<string, string>; clock?: Clock; db?: Db; extend?: (app: App) => void | Promise<void> } = {},
+): Promise<TestServer> {
   const db = opts.db ?? (await openTestDb(kind));
   await migrate(db);
   const config = testConfig(opts.env);
   const admin = await createKey(db, 'test admin', ['admin']);
-  const app = await buildApp(config, { db, clock: opts.clock });
+  const app = await buildApp(config, { db, clock: opts.clock, extend: opts.extend });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const addr = app.server.address() as { port: number };
   const url = `http://127.0.0.1:${addr.port}`;

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BACKENDS, ManualClock, startServer, type TestServer } from './helpers.js';
+import { rawReq } from './problem.js';
 
 describe.each(BACKENDS)('heartbeats and checkpoints (%s)', (backend) => {
   let s: TestServer;
@@ -96,6 +97,16 @@ describe.each(BACKENDS)('heartbeats and checkpoints (%s)', (backend) => {
     expect(r.body.results.map((x: any) => [x.user_id, x.state])).toEqual([['g1', 'Online'], ['g2', 'Busy'], ['g1', 'Online']]);
     const big = await s.req('POST', '/heartbeats', { user_ids: Array.from({ length: 10_001 }, (_, i) => `u${i}`) });
     expect(big.status).toBe(422);
+  });
+
+  it('POST /heartbeats takes the documented maximum: 10,000 ids of 128 characters, even escaped', async () => {
+    // Every character escaped as \uXXXX: the largest JSON such a batch can be.
+    const ids = Array.from({ length: 10_000 }, (_, i) => `${String(i).padStart(5, '0')}${'é'.repeat(123)}`);
+    const body = JSON.stringify({ user_ids: ids }).replace(/é/g, '\\u00e9');
+    expect(body.length).toBeGreaterThan(7 * 1024 * 1024);
+    const r = await rawReq(s.url, 'POST', '/heartbeats', body, { key: s.adminKey });
+    expect(r.status).toBe(200);
+    expect(r.body.results).toHaveLength(10_000);
   });
 
   it('100 concurrent alternating checkpoints for one user leave no consecutive duplicates', async () => {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openPostgres } from '../src/db/postgres.js';
-import { sweepOffline } from '../src/liveness/sql.js';
+import { sweepOffline } from '../src/liveness/heartbeats.js';
 import { ManualClock, openTestDb, PG_URL, startServer, type TestServer } from './helpers.js';
 
 async function eventually(fn: () => Promise<void>, timeoutMs = 15_000): Promise<void> {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sqlState } from '../src/db/types.js';
-import { flushHeartbeats, sweepOffline } from '../src/liveness/sql.js';
+import { flushHeartbeats, sweepOffline } from '../src/liveness/heartbeats.js';
 import { BACKENDS, ManualClock, startServer, type TestServer } from './helpers.js';
 
 describe.each(BACKENDS)('liveness (%s)', (backend) => {

@@ -1,7 +1,8 @@
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type App, buildApp } from '../src/app.js';
+import { buildApp } from '../src/app.js';
+import type { App } from '../src/http/types.js';
 import { createKey } from '../src/auth/keys.js';
 import { migrate } from '../src/db/migrate.js';
 import type { Db } from '../src/db/types.js';

@@ -2,7 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Counter, Histogram, Registry } from 'prom-client';
 import { startJobs } from '../src/jobs/start.js';
 import { RequestMetrics } from '../src/request-metrics.js';
+import { aggregateSummaries } from '../src/summaries/sql.js';
 import { BACKENDS, ManualClock, startServer, type TestServer } from './helpers.js';
+import { waitFor } from './wait.js';
 
 // Prometheus text exposition 0.0.4: comments, or `name{label="value",...} number` (NaN and Inf in any case,
 // as Prometheus parses them with Go's ParseFloat; prom-client prints "Nan").
@@ -19,16 +21,6 @@ function sample(text: string, name: string, labels: Record<string, string> = {})
     if (got === want) return Number(m[3]);
   }
   return undefined;
-}
-
-async function waitFor<T>(fn: () => Promise<T | undefined>, timeoutMs: number, what: string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }
 
 describe.each(BACKENDS)('GET /metrics (%s)', (backend) => {
@@ -90,21 +82,57 @@ describe.each(BACKENDS)('GET /metrics (%s)', (backend) => {
     expect(text).not.toMatch(/route="\/no\/such/);
   });
 
-  it('is valid Prometheus text with the pool, the subsystem gauges and process metrics', async () => {
-    s.app.ck.metrics.sseClients.inc(2);
-    s.app.ck.metrics.webhookBacklog.set(7);
-    s.app.ck.metrics.aggregationLag.set(90);
+  it('is valid Prometheus text with the pool and process metrics', async () => {
     const text = await scrape();
     const lines = text.split('\n').filter((l) => l !== '');
     for (const line of lines) expect(line.startsWith('#') ? HELP.test(line) : SAMPLE.test(line), line).toBe(true);
     expect(text).toMatch(/^# TYPE ck_http_requests_total counter$/m);
     expect(text).toMatch(/^# TYPE ck_http_request_duration_seconds histogram$/m);
-    expect(sample(text, 'ck_sse_clients')).toBe(2);
-    expect(sample(text, 'ck_webhook_backlog')).toBe(7);
-    expect(sample(text, 'ck_aggregation_lag_seconds')).toBe(90);
     expect(sample(text, 'ck_db_pool_connections', { state: 'total' })).toBeGreaterThanOrEqual(1);
     expect(sample(text, 'ck_db_pool_connections', { state: 'waiting' })).toBe(0);
     expect(sample(text, 'process_cpu_user_seconds_total')).toBeGreaterThan(0);
+  });
+
+  it('ck_sse_clients counts the open event streams', async () => {
+    expect(sample(await scrape(), 'ck_sse_clients')).toBe(0);
+    const streams = [new AbortController(), new AbortController()];
+    for (const c of streams) {
+      const res = await fetch(`${s.url}/events`, { headers: { authorization: `Bearer ${s.adminKey}` }, signal: c.signal });
+      expect(res.status).toBe(200);
+    }
+    expect(sample(await scrape(), 'ck_sse_clients')).toBe(2);
+    streams[0]!.abort();
+    await waitFor('a closed stream to be counted out', async () => sample(await scrape(), 'ck_sse_clients') === 1);
+    streams[1]!.abort();
+    await waitFor('no open stream', async () => sample(await scrape(), 'ck_sse_clients') === 0);
+  });
+
+  it('ck_webhook_backlog counts deliveries waiting for a dead endpoint', async () => {
+    // Nothing listens on port 9 (discard): every attempt fails and the deliveries stay pending.
+    const hook = await s.req('POST', '/webhooks', { url: 'http://127.0.0.1:9/hook', user_ids: ['wb1', 'wb2'] });
+    expect(hook.status).toBe(201);
+    try {
+      expect(sample(await scrape(), 'ck_webhook_backlog')).toBe(0);
+      for (const [user, state] of [['wb1', 'Busy'], ['wb1', 'Away'], ['wb2', 'Busy']]) {
+        expect((await s.req('POST', '/checkpoints', { user_id: user, state })).status).toBe(201);
+      }
+      expect(sample(await scrape(), 'ck_webhook_backlog')).toBe(3);
+    } finally {
+      await s.req('DELETE', `/webhooks/${hook.body.id}`);
+    }
+    expect(sample(await scrape(), 'ck_webhook_backlog')).toBe(0);
+  });
+
+  it('ck_aggregation_lag_seconds grows while summaries are not aggregated and falls back when they are', async () => {
+    expect(sample(await scrape(), 'ck_aggregation_lag_seconds')).toBeLessThan(60);
+    // A back-filled state change two hours ago makes that user's days due since then.
+    const r = await s.req('POST', '/checkpoints', { user_id: 'lag1', state: 'Busy', timestamp: clock.now() - 7_200_000 });
+    expect(r.status).toBe(201);
+    expect(sample(await scrape(), 'ck_aggregation_lag_seconds')).toBe(7200);
+    clock.advance(60_000);
+    expect(sample(await scrape(), 'ck_aggregation_lag_seconds')).toBe(7260);
+    await aggregateSummaries(s.db, clock.now(), 3600);
+    expect(sample(await scrape(), 'ck_aggregation_lag_seconds')).toBe(0);
   });
 
   it('times the sweep and counts the users it expired', async () => {
@@ -112,12 +140,15 @@ describe.each(BACKENDS)('GET /metrics (%s)', (backend) => {
     try {
       await s.req('POST', '/heartbeats', { user_ids: ['exp1', 'exp2'] });
       await s.app.ck.coalescer.flush();
+      const { rows } = await s.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM user_sessions WHERE current_state <> 'Offline'`);
+      const alive = rows[0]!.n;
+      expect(alive).toBeGreaterThanOrEqual(5);
       clock.advance(2 * 3600_000); // everyone is now past the one-hour timeout
-      const text = await waitFor(async () => {
+      const text = await waitFor('a sweep that expired everyone alive (m1, m2, m3, exp1, exp2, ...)', async () => {
         const t = await scrape();
-        return (sample(t, 'ck_job_items_total', { job: 'sweep', item: 'users_expired' }) ?? 0) >= 5 ? t : undefined;
-      }, 20_000, 'a sweep that expired m1, m2, m3, exp1, exp2');
-      expect(sample(text, 'ck_job_items_total', { job: 'sweep', item: 'users_expired' })).toBe(5);
+        return (sample(t, 'ck_job_items_total', { job: 'sweep', item: 'users_expired' }) ?? 0) >= alive ? t : undefined;
+      }, 20_000);
+      expect(sample(text, 'ck_job_items_total', { job: 'sweep', item: 'users_expired' })).toBe(alive);
       expect(sample(text, 'ck_job_duration_seconds_count', { job: 'sweep' })).toBeGreaterThanOrEqual(1);
     } finally {
       await jobs.stop();

@@ -28,6 +28,6 @@ export async function rawReq(
 export function expectProblem(r: { status: number; headers: Headers; body: any }, status?: number) {
   if (status !== undefined) expect(r.status).toBe(status);
   expect(r.headers.get('content-type')).toMatch(/^application\/problem\+json/);
-  expect(r.body).toMatchObject({ type: expect.any(String), title: expect.any(String), status: r.status, detail: expect.any(String) });
+  expect(r.body).toMatchObject({ type: expect.any(String), title: expect.any(String), status: r.status, code: expect.stringMatching(/^[a-z_]+$/), detail: expect.any(String) });
   expect(r.body.detail).not.toMatch(/\bat .*\.(ts|js):\d+|SELECT |INSERT /);
 }

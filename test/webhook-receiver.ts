@@ -48,17 +48,6 @@ export function verifySignature(secret: string, raw: string, header: string | un
   return timingSafeEqual(expected, given) && Math.abs(nowSec - Number(m[1])) <= toleranceSec;
 }
 
-/** Polls `fn` until it returns something other than undefined; a generous deadline, never a fixed sleep. */
-export async function waitFor<T>(fn: () => Promise<T | undefined> | T | undefined, what: string, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 /**
  * Checks the ordering contract on what a receiver saw: per user, an event is only sent once every
  * earlier event of that user was acknowledged; and each event was acknowledged exactly once.

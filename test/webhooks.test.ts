@@ -2,9 +2,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { recordCheckpoint } from '../src/checkpoints/record.js';
 import { openPostgres } from '../src/db/postgres.js';
 import type { Db } from '../src/db/types.js';
-import { pruneDeliveries } from '../src/webhooks/outbox.js';
+import { countPending, pruneDeliveries } from '../src/webhooks/outbox.js';
 import { BACKENDS, openTestDb, PG_URL, startServer, type TestServer } from './helpers.js';
-import { assertInOrderExactlyOnce, startReceiver, verifySignature, waitFor } from './webhook-receiver.js';
+import { assertInOrderExactlyOnce, startReceiver, verifySignature } from './webhook-receiver.js';
+import { waitFor } from './wait.js';
 
 // Fast retries so failure paths finish quickly; the schedule itself is asserted through the log.
 const env = { CK_WEBHOOK_RETRY_BASE_MS: '50' };
@@ -47,15 +48,15 @@ describe.each(BACKENDS)('webhooks (%s)', (backend) => {
       ]);
 
       // While the receiver fails, the log shows the head event retrying with a response code and a next time.
-      const retrying = await waitFor(async () => {
+      const retrying = await waitFor('failed attempts in the log', async () => {
         const d = (await deliveries(s, hook.id)).find((x) => x.event_id === ids.o1![0] && x.attempts >= 2);
         return d;
-      }, 'failed attempts in the log');
+      });
       expect(retrying).toMatchObject({ status: 'pending', last_status: 500, delivered_at: null, user_id: 'o1', state: 'Away' });
       expect(Date.parse(retrying.next_attempt_at)).not.toBeNaN();
 
       open = true;
-      await waitFor(() => (rx.acked().length >= 6 ? true : undefined), 'all six events acknowledged');
+      await waitFor('all six events acknowledged', () => (rx.acked().length >= 6 ? true : undefined));
       assertInOrderExactlyOnce(rx.got, ids);
 
       const nowSec = Math.floor(Date.now() / 1000);
@@ -72,17 +73,17 @@ describe.each(BACKENDS)('webhooks (%s)', (backend) => {
       expect(busy.timestamp).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
 
       // The log: everything delivered; the failed attempts are counted before the success.
-      const log = await waitFor(async () => {
+      const log = await waitFor('the log to show six deliveries', async () => {
         const d = await deliveries(s, hook.id);
         return d.length === 6 && d.every((x) => x.status === 'delivered') ? d : undefined;
-      }, 'the log to show six deliveries');
+      });
       const failures = rx.got.filter((r) => r.status >= 300).length;
       expect(log.reduce((n, x) => n + x.attempts - 1, 0)).toBe(failures);
       const head = log.find((x) => x.event_id === ids.o1![0])!;
       expect(head).toMatchObject({ last_status: 200, last_error: null, next_attempt_at: null });
       expect(head.attempts).toBeGreaterThanOrEqual(3);
       expect(log.map((x) => x.event_id)).toEqual([...ids.o1!, ...ids.o2!].sort((a, b) => Number(b) - Number(a)));
-      expect(await s.app.ck.webhooks.backlog()).toBe(0);
+      expect(await countPending(s.db)).toBe(0);
 
       expect((await s.req('DELETE', `/webhooks/${hook.id}`)).status).toBe(204);
       expect((await s.req('GET', '/webhooks')).body.webhooks.map((w: any) => w.id)).not.toContain(hook.id);
@@ -111,7 +112,7 @@ describe.each(BACKENDS)('webhooks (%s)', (backend) => {
       expect(await logged(a.id)).toEqual([f1Busy, f1Away].sort());
       expect(await logged(b.id)).toEqual([f1Busy, f2Busy, ids.f3![0]].sort());
       expect(await logged(c.id)).toEqual([f2Away]);
-      await waitFor(() => (rx.acked().length >= 6 ? true : undefined), 'six deliveries');
+      await waitFor('six deliveries', () => (rx.acked().length >= 6 ? true : undefined));
       const seen = (path: string) => rx.acked(path).map((r) => r.event.id).sort();
       expect(seen('/a')).toEqual([f1Busy, f1Away].sort());
       expect(seen('/b')).toEqual([f1Busy, f2Busy, ids.f3![0]].sort());
@@ -128,14 +129,13 @@ describe.each(BACKENDS)('webhooks (%s)', (backend) => {
     try {
       const hook = (await s.req('POST', '/webhooks', { url: rx.url, user_ids: ['g1'] })).body;
       const ids = (await changes(s, [['g1', 'Busy'], ['g1', 'Away']])).g1!;
-      await waitFor(() => (rx.got.length >= 1 ? true : undefined), 'a first attempt');
+      await waitFor('a first attempt', () => (rx.got.length >= 1 ? true : undefined));
       // Age the first event past the retry window; its next failure is final.
       await s.db.query(`UPDATE webhook_deliveries SET created_at = now() - interval '25 hours' WHERE checkpoint_id = $1`, [ids[0]]);
-      const failed = await waitFor(async () => (await deliveries(s, hook.id)).find((d) => d.event_id === ids[0] && d.status === 'failed'),
-        'the first delivery to fail');
+      const failed = await waitFor('the first delivery to fail', async () => (await deliveries(s, hook.id)).find((d) => d.event_id === ids[0] && d.status === 'failed'));
       expect(failed).toMatchObject({ last_status: 503, next_attempt_at: null, delivered_at: null });
       open = true;
-      await waitFor(() => (rx.acked().length === 1 ? true : undefined), 'the second event');
+      await waitFor('the second event', () => (rx.acked().length === 1 ? true : undefined));
       expect(rx.acked()[0]!.event.id).toBe(ids[1]);
       expect(rx.got.filter((r) => r.event.id === ids[0]).every((r) => r.status === 503)).toBe(true);
       expect((await s.req('GET', `/webhooks/${hook.id}/deliveries?status=failed`)).body.deliveries.map((d: any) => d.event_id))
@@ -151,7 +151,7 @@ describe.each(BACKENDS)('webhooks (%s)', (backend) => {
     try {
       const hook = (await s.req('POST', '/webhooks', { url: rx.url, user_ids: ['p1'] })).body;
       const ids = (await changes(s, [['p1', 'Busy'], ['p1', 'Away']])).p1!;
-      await waitFor(async () => ((await deliveries(s, hook.id)).every((d) => d.status === 'delivered') || undefined), 'deliveries');
+      await waitFor('deliveries', async () => ((await deliveries(s, hook.id)).every((d) => d.status === 'delivered') || undefined));
       await s.db.query(`UPDATE webhook_deliveries SET created_at = now() - interval '8 days' WHERE checkpoint_id = $1`, [ids[0]]);
       expect(await pruneDeliveries(s.db, 7 * 86_400)).toBe(1);
       expect((await deliveries(s, hook.id)).map((d) => d.event_id)).toEqual([ids[1]]);
@@ -207,17 +207,16 @@ describe.each(BACKENDS)('webhook delivery across restarts and instances (%s)', (
       const s1 = await startServer(backend, { db, env });
       const hook = (await s1.req('POST', '/webhooks', { url: rx.url })).body;
       const ids = await changes(s1, [['r1', 'Busy'], ['r1', 'Away'], ['r2', 'Busy']]);
-      await waitFor(() => (rx.got.length >= 2 ? true : undefined), 'attempts before the restart');
+      await waitFor('attempts before the restart', () => (rx.got.length >= 2 ? true : undefined));
       await s1.close();
       const down = await recordCheckpoint(db, { userId: 'r1', state: 'Online', ts: Date.now(), now: Date.now(), timeoutSec: 60 });
       ids.r1!.push(down.id!);
       open = true;
       s2 = await startServer(backend, { db, env });
-      await waitFor(() => (rx.acked().length >= 4 ? true : undefined), 'pending events after the restart');
+      await waitFor('pending events after the restart', () => (rx.acked().length >= 4 ? true : undefined));
       assertInOrderExactlyOnce(rx.got, ids);
       // Acknowledged is not yet recorded: poll the log.
-      await waitFor(async () => ((await deliveries(s2!, hook.id)).every((d) => d.status === 'delivered') || undefined),
-        'the log to show every delivery delivered');
+      await waitFor('the log to show every delivery delivered', async () => ((await deliveries(s2!, hook.id)).every((d) => d.status === 'delivered') || undefined));
     } finally {
       await s2?.close();
       await rx.close();
@@ -247,9 +246,9 @@ describe.each(BACKENDS)('webhook delivery across restarts and instances (%s)', (
         expect(r.status).toBe(201);
         (ids[user] ??= []).push(r.body.id);
       }
-      await waitFor(() => (rx.acked().length >= script.length ? true : undefined), 'all events acknowledged');
+      await waitFor('all events acknowledged', () => (rx.acked().length >= script.length ? true : undefined));
       assertInOrderExactlyOnce(rx.got, ids);
-      await waitFor(async () => ((await a.app.ck.webhooks.backlog()) === 0 || undefined), 'an empty backlog');
+      await waitFor('an empty backlog', async () => ((await countPending(a.db)) === 0 || undefined));
     } finally {
       for (const s of servers) await s.close();
       await rx.close();

@@ -1,4 +1,4 @@
-import { sweepOffline } from '../../src/liveness/sql.js';
+import { sweepOffline } from '../../src/liveness/heartbeats.js';
 import { aggregateSummaries } from '../../src/summaries/sql.js';
 import type { Scenario } from '../context.js';
 import { beatAll, client, median, timed } from '../load.js';

@@ -35,6 +35,14 @@ export async function createKey(db: Queryable, name: string, scopes: Scope[], se
   return { id, name, scopes, created_at: new Date(rows[0]!.created_at).toISOString(), key: `ck_${id}_${secret}` };
 }
 
+/** Whether the key string's id is in the database (revoked or not). */
+export async function keyExists(db: Queryable, key: string): Promise<boolean> {
+  const id = KEY_RE.exec(key)?.[1];
+  if (!id) return false;
+  const { rows } = await db.query('SELECT 1 FROM api_keys WHERE id = $1', [id]);
+  return rows.length > 0;
+}
+
 export function generateKeyString(): string {
   return `ck_${randomBytes(6).toString('hex')}_${randomBytes(32).toString('base64url')}`;
 }

@@ -32,6 +32,15 @@ export async function loadMigrations(dir = MIGRATIONS_DIR): Promise<Migration[]>
 
 export class SchemaTooNewError extends Error {}
 
+/** The newest migration applied to the database (0 for none). */
+export async function schemaVersion(db: Queryable): Promise<number> {
+  const { rows } = await db.query<{ id: number }>('SELECT max(id)::int AS id FROM ck_migrations');
+  return rows[0]?.id ?? 0;
+}
+
+const tooNew = (newest: number, known: number) =>
+  new SchemaTooNewError(`database schema is at migration ${newest}, newer than this ck knows (${known}); upgrade ck`);
+
 /**
  * Applies pending migrations, one transaction each, under a session advisory lock so instances
  * starting together never race. Refuses a database migrated by a newer ck.
@@ -51,13 +60,8 @@ export async function migrate(db: Db, migrations?: Migration[]): Promise<number[
     // One transaction per migration, serialized by a transaction-scoped advisory lock.
     const done = await db.transaction(async (tx) => {
       await lockMigrations(tx);
-      const { rows } = await tx.query<{ id: number }>('SELECT max(id)::int AS id FROM ck_migrations');
-      const newest = rows[0]?.id ?? 0;
-      if (newest > all.length) {
-        throw new SchemaTooNewError(
-          `database schema is at migration ${newest}, newer than this ck knows (${all.length}); upgrade ck`,
-        );
-      }
+      const newest = await schemaVersion(tx);
+      if (newest > all.length) throw tooNew(newest, all.length);
       if (newest >= m.id) return true;
       await tx.exec(m.sql);
       await tx.query('INSERT INTO ck_migrations (id, name) VALUES ($1, $2)', [m.id, m.name]);
@@ -67,9 +71,7 @@ export async function migrate(db: Db, migrations?: Migration[]): Promise<number[
   }
   if (all.length === 0) return applied;
   // A database newer than the code is refused even when there was nothing to apply.
-  const { rows } = await db.query<{ id: number }>('SELECT max(id)::int AS id FROM ck_migrations');
-  if ((rows[0]?.id ?? 0) > all.length) {
-    throw new SchemaTooNewError(`database schema is at migration ${rows[0]!.id}, newer than this ck knows (${all.length}); upgrade ck`);
-  }
+  const newest = await schemaVersion(db);
+  if (newest > all.length) throw tooNew(newest, all.length);
   return applied;
 }

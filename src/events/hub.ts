@@ -1,44 +1,5 @@
-import type { Db, Queryable } from '../db/types.js';
-import { iso } from '../time.js';
-
-/** A state-change event as the API sends it. `id` is the checkpoint id. */
-export interface StateEvent {
-  id: string;
-  user_id: string;
-  state: string;
-  previous_state: string | null;
-  timestamp: string;
-  source: string;
-  content: Record<string, unknown> | null;
-}
-
-interface EventRow {
-  id: string;
-  user_id: string;
-  state: string;
-  previous_state: string | null;
-  ts: number;
-  source: string;
-  content: Record<string, unknown> | null;
-}
-
-const toEvent = (r: EventRow): StateEvent => ({
-  id: r.id, user_id: r.user_id, state: r.state, previous_state: r.previous_state,
-  timestamp: iso(r.ts), source: r.source, content: r.content,
-});
-
-const EVENT_COLUMNS = `id::text, user_id, state, previous_state, ck_ms(ts) AS ts, source, content`;
-
-/** Events after `afterId` (replay for Last-Event-ID), oldest first. */
-export async function eventsAfter(db: Queryable, afterId: string, users: string[] | undefined, limit: number): Promise<StateEvent[]> {
-  const { rows } = await db.query<EventRow>(
-    `SELECT ${EVENT_COLUMNS} FROM ck_events(ARRAY(
-       SELECT c.id FROM checkpoints c WHERE c.id > $1::bigint AND ($2::text[] IS NULL OR c.user_id = ANY($2))
-        ORDER BY c.id LIMIT $3))`,
-    [afterId, users ?? null, limit],
-  );
-  return rows.map(toEvent);
-}
+import type { Db } from '../db/types.js';
+import { eventsAfter, eventsById, type StateEvent } from './event.js';
 
 export type Listener = (e: StateEvent) => void;
 
@@ -87,8 +48,7 @@ export class EventHub {
   private async deliverIds(payload: string): Promise<void> {
     const ids = payload.split(',').filter((s) => /^\d+$/.test(s));
     if (ids.length === 0) return;
-    const { rows } = await this.db.query<EventRow>(`SELECT ${EVENT_COLUMNS} FROM ck_events($1::bigint[])`, [ids]);
-    this.emit(rows.map(toEvent));
+    this.emit(await eventsById(this.db, ids));
   }
 
   private async catchUp(): Promise<void> {

@@ -11,6 +11,17 @@ export interface Principal {
   userId?: string;
 }
 
+/**
+ * Where a route names the user(s) it acts on, for the per-user token rule (`ownUserHook`).
+ * `absent`: what a token gets when the field is missing: `own` fills in its user ("all users" narrowed
+ * to one), `deny` refuses (a listing a token may not see).
+ */
+export interface UserField {
+  in: 'body' | 'params' | 'querystring';
+  field: string;
+  absent?: 'own' | 'deny';
+}
+
 declare module 'fastify' {
   interface FastifyRequest {
     principal?: Principal;
@@ -18,16 +29,27 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** Scope a route needs; routes without one are public. */
     scope?: Scope;
+    /** The user(s) the route acts on; a per-user token may name only its own. */
+    user?: UserField;
+    /** Only API keys: per-user tokens are refused whatever their scopes (service-wide data). */
+    keysOnly?: boolean;
   }
 }
 
 /** Admin keys and tokens may do everything. */
-export const hasScope = (p: { scopes: Scope[] }, scope: Scope) => p.scopes.includes('admin') || p.scopes.includes(scope);
+export const hasScope = (p: { scopes: readonly Scope[] }, scope: Scope) => p.scopes.includes('admin') || p.scopes.includes(scope);
 
 /** The credential in `Authorization: Bearer <key or token>`, if the header has that form. */
-export function bearerOf(req: FastifyRequest): string | undefined {
-  const header = req.headers.authorization;
+export function bearerOf(header: string | undefined): string | undefined {
   return header ? /^Bearer\s+(\S+)\s*$/i.exec(header)?.[1] : undefined;
+}
+
+/** Why a principal may not use a route that needs `scope`, or undefined when it may. */
+export function refusal(principal: Principal | undefined, scope: Scope, keysOnly = false) {
+  if (!principal) return ERRORS.unauthorized('the API key or token is unknown, revoked or expired');
+  if (keysOnly && principal.kind === 'token') return ERRORS.forbidden('this route needs an API key; per-user tokens cannot use it');
+  if (!hasScope(principal, scope)) return ERRORS.forbidden(`this ${principal.kind} lacks the "${scope}" scope`);
+  return undefined;
 }
 
 /**
@@ -36,50 +58,47 @@ export function bearerOf(req: FastifyRequest): string | undefined {
  */
 export function authHook(
   verify: (bearer: string) => Promise<Principal | undefined>,
-  cached: (bearer: string) => Principal | undefined = () => undefined,
+  cached: (bearer: string) => Principal | undefined,
 ) {
-  const admit = (req: FastifyRequest, scope: Scope, principal: Principal | undefined) => {
-    if (!principal) throw ERRORS.unauthorized('the API key or token is unknown, revoked or expired');
-    if (!hasScope(principal, scope)) {
-      throw ERRORS.forbidden(`this ${principal.kind} lacks the "${scope}" scope`);
-    }
-    req.principal = principal;
-  };
-  return (req: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void) => {
-    const scope = req.routeOptions.config.scope;
+  return function ckAuthenticate(req: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void) {
+    const { scope, keysOnly } = req.routeOptions.config;
     if (!scope) return done();
-    const bearer = bearerOf(req);
+    const bearer = bearerOf(req.headers.authorization);
     if (!bearer) return done(ERRORS.unauthorized());
+    const admit = (p: Principal | undefined) => {
+      const refused = refusal(p, scope, keysOnly);
+      if (refused) return done(refused);
+      req.principal = p;
+      done();
+    };
     const hit = cached(bearer);
-    if (hit) {
-      try {
-        admit(req, scope, hit);
-      } catch (err) {
-        return done(err as Error);
-      }
-      return done();
-    }
-    verify(bearer).then((p) => admit(req, scope, p)).then(() => done(), done);
+    if (hit) return admit(hit);
+    verify(bearer).then(admit, done);
   };
-}
-
-/** Per-user tokens may only write for their own user. */
-export function requireOwnUser(req: FastifyRequest, userIds: string[]): void {
-  const own = req.principal?.userId;
-  if (own === undefined) return;
-  const other = userIds.find((u) => u !== own);
-  if (other !== undefined) throw ERRORS.forbidden(`this token may only act for user "${own}"`);
 }
 
 /**
- * The users a read may cover. A per-user token reads only its own user: asking for anyone else is a
- * 403, and asking for nobody in particular (`requested` undefined: "all users") means just that user.
- * Keys read what they ask for (undefined stays "all").
- * @example const users = readableUsers(req, q.user_id); // string[] | undefined
+ * preHandler after authentication: the per-user token rule, enforced here and nowhere else. A token acts
+ * for its own user only; naming anyone else is the same 403 whether that user exists or not, so a token
+ * learns nothing about other users. Routes declare where they name users (`config.user`).
  */
-export function readableUsers(req: FastifyRequest, requested: string[] | undefined): string[] | undefined {
+export function ckOwnUser(req: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void) {
   const own = req.principal?.userId;
-  if (own === undefined) return requested;
-  requireOwnUser(req, requested ?? []);
-  return [own];
+  const spec = req.routeOptions.config.user;
+  if (own === undefined || !spec) return done();
+  const part = (spec.in === 'querystring' ? req.query : req[spec.in]) as Record<string, unknown> | undefined;
+  const value = part?.[spec.field];
+  if (value === undefined) {
+    if (spec.absent !== 'own') return done(ERRORS.otherUser());
+    // Narrow "every user" to the token's own (arrays stay arrays, as the schema has them).
+    (part as Record<string, unknown>)[spec.field] = routeWantsArray(req, spec) ? [own] : own;
+    return done();
+  }
+  const named = Array.isArray(value) ? value : [value];
+  done(named.every((u) => u === own) ? undefined : ERRORS.otherUser());
+}
+
+function routeWantsArray(req: FastifyRequest, spec: UserField): boolean {
+  const schema = req.routeOptions.schema?.[spec.in] as { properties?: Record<string, { type?: string }> } | undefined;
+  return schema?.properties?.[spec.field]?.type === 'array';
 }

@@ -1,74 +1,84 @@
+import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { isUnavailable } from '../db/types.js';
-import { type FieldError, ProblemError } from './errors.js';
-import { SECURITY_HEADERS } from './security.js';
+import { ERRORS, type FieldError, PROBLEM_TYPE, ProblemError, problemBody } from './errors.js';
+import { baseHeaders } from './security.js';
 
-const PROBLEM = 'application/problem+json; charset=utf-8';
+/** Fastify's own errors, by code, as ck's. */
+const FRAMEWORK: Record<string, (detail: string) => ProblemError> = {
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: ERRORS.unsupportedMediaType,
+  FST_ERR_CTP_BODY_TOO_LARGE: ERRORS.tooLarge,
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: ERRORS.malformed,
+  FST_ERR_CTP_EMPTY_JSON_BODY: ERRORS.malformed,
+  FST_ERR_CTP_INVALID_JSON_BODY: ERRORS.malformed,
+  FST_ERR_BAD_URL: ERRORS.malformed,
+  FST_ERR_MAX_PARAM_LENGTH: ERRORS.uriTooLong,
+};
 
-function problemBody(status: number, title: string, detail: string, instance: string, errors: FieldError[]) {
-  return { type: 'about:blank', title, status, detail, instance, ...(errors.length ? { errors } : {}) };
+const pathOf = (url: string) => url.split('?')[0]!;
+
+/** Any error thrown while answering a request, as the problem ck answers with. */
+export function toProblem(err: FastifyError): ProblemError {
+  if (err instanceof ProblemError) return err;
+  if (err.validation) {
+    const location = err.validationContext ?? 'body';
+    const errors: FieldError[] = err.validation.map((v) => {
+      const missing = (v.params as { missingProperty?: string })?.missingProperty;
+      const path = `${v.instancePath}${missing ? `/${missing}` : ''}` || '/';
+      return { location, path, message: v.message ?? 'is invalid' };
+    });
+    return ERRORS.validation(errors.map((e) => `${location}${e.path === '/' ? '' : e.path}: ${e.message}`).join('; '), errors);
+  }
+  const framework = err.code ? FRAMEWORK[err.code] : undefined;
+  if (framework) return framework(err.message);
+  if (isUnavailable(err)) return ERRORS.unavailable();
+  if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) return ERRORS.malformed(err.message);
+  return ERRORS.internal();
 }
 
-const FRAMEWORK: Record<string, [number, string]> = {
-  FST_ERR_CTP_INVALID_MEDIA_TYPE: [415, 'Unsupported Media Type'],
-  FST_ERR_CTP_BODY_TOO_LARGE: [413, 'Content Too Large'],
-  FST_ERR_CTP_INVALID_CONTENT_LENGTH: [400, 'Bad Request'],
-  FST_ERR_CTP_EMPTY_JSON_BODY: [400, 'Bad Request'],
-  FST_ERR_CTP_INVALID_JSON_BODY: [400, 'Bad Request'],
-  FST_ERR_RATE_LIMIT_EXCEEDED: [429, 'Too Many Requests'],
-  FST_ERR_BAD_URL: [400, 'Bad Request'],
-  FST_ERR_MAX_PARAM_LENGTH: [414, 'URI Too Long'],
-};
+function send(reply: FastifyReply, problem: ProblemError, url: string): void {
+  void reply.status(problem.status).headers(problem.headers).type(PROBLEM_TYPE).send(problemBody(problem, pathOf(url)));
+}
 
 /** Fastify's `frameworkErrors` option: router rejections (malformed %-escapes, long params) as problem+json. */
 export function frameworkError(err: FastifyError, req: FastifyRequest, reply: FastifyReply): void {
-  const [status, title] = FRAMEWORK[err.code] ?? [400, 'Bad Request'];
-  const path = req.url.split('?')[0]!;
-  void reply.status(status).headers(SECURITY_HEADERS).type(PROBLEM).send(problemBody(status, title, err.message, path, []));
+  void reply.headers(baseHeaders(req.id));
+  send(reply, toProblem(err), req.url);
 }
 
 /** The one place errors become HTTP: problem+json everywhere, never a stack or SQL text to clients. */
 export function registerErrorHandler(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError, req, reply) => {
-    let status = 500;
-    let title = 'Internal Server Error';
-    let detail = 'an unexpected error occurred; it has been logged';
-    let errors: FieldError[] = [];
-    if (err instanceof ProblemError) {
-      ({ status, title } = err);
-      detail = err.message;
-      errors = err.errors;
-      for (const [k, v] of Object.entries(err.headers)) reply.header(k, v);
-    } else if (err.validation) {
-      status = 422;
-      title = 'Unprocessable Content';
-      const location = err.validationContext ?? 'body';
-      errors = err.validation.map((v) => {
-        const missing = (v.params as { missingProperty?: string })?.missingProperty;
-        const path = `${v.instancePath}${missing ? `/${missing}` : ''}` || '/';
-        return { location, path, message: v.message ?? 'is invalid' };
-      });
-      detail = errors.map((e) => `${location}${e.path === '/' ? '' : e.path}: ${e.message}`).join('; ');
-    } else if (err.code && FRAMEWORK[err.code]) {
-      [status, title] = FRAMEWORK[err.code]!;
-      detail = err.message;
-    } else if (isUnavailable(err)) {
-      status = 503;
-      title = 'Service Unavailable';
-      detail = 'the database is unavailable; retry shortly';
-      reply.header('retry-after', '1');
-    } else if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
-      status = err.statusCode;
-      title = status === 429 ? 'Too Many Requests' : 'Bad Request';
-      detail = err.message;
-    }
-    if (status >= 500) req.log.error({ err }, 'request failed');
-    else req.log.info({ status, detail }, 'request rejected');
-    void reply.status(status).type(PROBLEM).send(problemBody(status, title, detail, req.url.split('?')[0]!, errors));
+    const problem = toProblem(err);
+    if (problem.status >= 500 && problem.code === 'internal_error') req.log.error({ err }, 'request failed');
+    else if (problem.status >= 500) req.log.warn({ err }, 'request failed: dependency unavailable');
+    else req.log.info({ status: problem.status, code: problem.code, detail: problem.message }, 'request rejected');
+    send(reply, problem, req.url);
   });
-
   app.setNotFoundHandler((req, reply) => {
-    void reply.status(404).type(PROBLEM)
-      .send(problemBody(404, 'Not Found', `no route for ${req.method} ${req.url.split('?')[0]}`, req.url.split('?')[0]!, []));
+    send(reply, ERRORS.notFound(`no route for ${req.method} ${pathOf(req.url)}`), req.url);
   });
+}
+
+/** Errors from Node's HTTP parser, before any request exists (bad request line, header overflow, timeouts). */
+const PARSER: Record<string, () => ProblemError> = {
+  HPE_HEADER_OVERFLOW: ERRORS.headersTooLarge,
+  ERR_HTTP_REQUEST_TIMEOUT: ERRORS.requestTimeout,
+};
+
+/** Fastify's `clientErrorHandler`: the parser's rejections as problem+json on the raw socket, then closed. */
+export function clientError(err: NodeJS.ErrnoException, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const problem = (PARSER[err.code ?? ''] ?? (() => ERRORS.malformed('the request is not valid HTTP/1.1')))();
+  writeRawProblem(socket, problem);
+  socket.destroy();
+}
+
+/** A complete HTTP/1.1 problem response on a socket that no request object owns; the connection then ends. */
+export function writeRawProblem(socket: Socket, problem: ProblemError, instance = '/'): void {
+  if (!socket.writable) return;
+  const body = JSON.stringify(problemBody(problem, instance));
+  const headers = Object.entries({ ...baseHeaders(undefined), ...problem.headers }).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+  socket.write(`HTTP/1.1 ${problem.status} ${problem.title}\r\nContent-Type: ${PROBLEM_TYPE}\r\n`
+    + `Content-Length: ${Buffer.byteLength(body)}\r\n${headers}Connection: close\r\n\r\n${body}`);
 }

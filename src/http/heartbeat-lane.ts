@@ -1,52 +1,69 @@
-import { isUtf8 } from 'node:buffer';
-import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
-import { UserId } from './schemas.js';
-import { SECURITY_HEADERS } from './security.js';
+import type { FastifyInstance } from 'fastify';
+import type { Scope } from '../auth/keys.js';
+import type { Status } from '../liveness/status.js';
+import { type Principal, refusal } from './auth.js';
+import { parseJsonBody } from './json-body.js';
+import type { Answered } from './request-hooks.js';
+import { LANE_REPRODUCES } from './request-hooks.js';
+import { baseHeaders } from './security.js';
+import { statusJson } from './status-view.js';
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
-export interface LaneDeps {
-  /** True when the bearer string is an API key verified recently (cached) with the ingest scope. */
-  admits(bearer: string): boolean;
-  /** The answer (JSON text) from memory for a user the coalescer knows alive; undefined when it needs a write. */
-  answer(userId: string): string | undefined;
-  requestId(headers: IncomingHttpHeaders): string;
-  /** After the response: metrics and the request log, as Fastify's onResponse hook does them. */
-  done(requestId: string, ms: number): void;
+/** What the lane takes from the route it stands in for: the route's own definitions, not copies. */
+export interface LaneRoute<B> {
+  method: string;
+  url: string;
+  scope: Scope;
+  /** The route's body schema, compiled as the router compiles it. */
+  valid: (body: unknown) => body is B;
+  /** The route's answer from memory; undefined when the route must do more (a write). */
+  fromMemory: (body: B) => Status | undefined;
 }
 
-// Bodies the lane reads: `{"user_id": ...}` with a 128-character id is far below this.
+export interface LaneDeps<B> {
+  route: LaneRoute<B>;
+  /** A credential verified recently, from memory (never a database round trip); undefined otherwise. */
+  cachedPrincipal(bearer: string): Principal | undefined;
+  requestId(headers: IncomingHttpHeaders): string;
+  /** Metrics and the request log line, as the router's onResponse hook records them. */
+  answered(a: Answered): void;
+}
+
+// Bodies the lane reads: a heartbeat's is far below this.
 const MAX_BODY = 1024;
-const USER_ID = new RegExp(UserId.pattern!, 'u');
 const REPLAY = Symbol('ck.replayBody');
 const JSON_TYPE = 'application/json; charset=utf-8';
-// The answer's headers, one object reused: writeHead renders an object it is given into the header block
-// at once and keeps no reference, and the object path skips the per-header bookkeeping of an array.
-const HEADERS: Record<string, string | number> = { ...SECURITY_HEADERS, 'x-request-id': '', 'content-type': JSON_TYPE, 'content-length': 0 };
 
 /**
- * The heartbeat lane (docs/ingest.md): `POST /heartbeat` from a cached API key for a user the coalescer
- * knows alive is answered straight from node:http, without Fastify's router, hooks, validator and
- * serializer (most of a heartbeat's CPU). It answers exactly what the route would: same status, body
- * and headers, same metrics and log line. Every other request goes to Fastify untouched, or, if the lane
- * already read its body, with that body replayed to the route (`replayedBody`): unknown keys, tokens,
- * anything unusual in the headers or the body, and users whose heartbeat must be written first.
+ * The heartbeat lane (docs/ingest.md): the common `POST /heartbeat` is answered straight from node:http,
+ * without Fastify's router, hooks, validator and serializer (most of a heartbeat's CPU). It is assembled
+ * from the route's parts: the same body parser, the route's compiled schema, the route's answer from
+ * memory, the one status renderer, the base headers and the same metrics and log line. Every other
+ * request goes to Fastify untouched, or, if the lane already read its body, with that body replayed to
+ * the route (`replayedBody`).
  */
-export class HeartbeatLane {
+export class HeartbeatLane<B> {
   /** Requests the lane answered itself. */
   served = 0;
   private open = true;
+  // One header object reused: writeHead renders it at once and keeps no reference.
+  private readonly headers: Record<string, string | number>;
 
-  constructor(private readonly deps: LaneDeps) {}
+  constructor(private readonly deps: LaneDeps<B>) {
+    this.headers = { ...baseHeaders(''), 'content-type': JSON_TYPE, 'content-length': 0 };
+  }
 
-  /** Stops taking requests (the app is closing: Fastify answers them, with its 503). */
+  /** Stops taking requests (the app is closing: Fastify answers them). */
   close(): void {
     this.open = false;
   }
 
   serve(req: IncomingMessage, res: ServerResponse, next: Handler): void {
-    if (!this.open || req.url !== '/heartbeat' || req.method !== 'POST' || !this.eligible(req.headers)) {
+    const route = this.deps.route;
+    if (!this.open || req.url !== route.url || req.method !== route.method || !this.eligible(req.headers)) {
       next(req, res);
       return;
     }
@@ -58,77 +75,76 @@ export class HeartbeatLane {
     req.on('error', () => res.destroy());
   }
 
+  /** Headers alone: JSON, small, not chunked, not a browser's (CORS), from a cached credential that may use the route. */
   private eligible(h: IncomingHttpHeaders): boolean {
     if (h['content-type'] !== 'application/json' && h['content-type'] !== JSON_TYPE) return false;
-    // A browser's request (CORS headers) and chunked bodies are Fastify's.
     if (h.origin !== undefined || h['transfer-encoding'] !== undefined) return false;
     const length = Number(h['content-length']);
     if (!(length > 0 && length <= MAX_BODY)) return false;
     const auth = h.authorization;
-    return auth !== undefined && auth.startsWith('Bearer ') && this.deps.admits(auth.slice(7));
+    if (auth === undefined || !auth.startsWith('Bearer ')) return false;
+    const principal = this.deps.cachedPrincipal(auth.slice(7));
+    // Per-user tokens are the router's: the lane reproduces the key path only.
+    return principal !== undefined && principal.userId === undefined && refusal(principal, this.deps.route.scope) === undefined;
   }
 
   private answer(req: IncomingMessage, res: ServerResponse, body: Buffer, started: number, next: Handler): void {
-    const payload = this.parse(body);
-    if (payload === undefined) {
+    const status = this.fromBody(body);
+    if (status === undefined) {
       (req as IncomingMessage & { [REPLAY]?: Buffer })[REPLAY] = body;
       next(req, res);
       return;
     }
+    const payload = statusJson(status);
     const id = this.deps.requestId(req.headers);
-    HEADERS['x-request-id'] = id;
-    HEADERS['content-length'] = Buffer.byteLength(payload);
-    res.writeHead(200, HEADERS);
+    this.headers['x-request-id'] = id;
+    this.headers['content-length'] = Buffer.byteLength(payload);
+    res.writeHead(200, this.headers);
     res.end(payload);
     this.served++;
-    this.deps.done(id, performance.now() - started);
+    const { method, url } = this.deps.route;
+    this.deps.answered({ reqId: id, method, route: url, url, status: 200, ms: performance.now() - started });
   }
 
-  /** The answer for a body of exactly `{"user_id": <valid id>}`; undefined leaves the request to the route. */
-  private parse(body: Buffer): string | undefined {
-    // Invalid UTF-8, a BOM, leading space and prototype keys all get the route's own answer.
-    if (body[0] !== 0x7b || !isUtf8(body)) return undefined;
-    const text = body.toString('utf8');
-    if (text.includes('__proto__') || text.includes('constructor')) return undefined;
-    let parsed: Record<string, unknown>;
-    try {
-      parsed = JSON.parse(text) as Record<string, unknown>;
-    } catch {
-      return undefined;
-    }
-    const user = parsed.user_id;
-    // The route's validation, kept although an invalid id can never be a known user (belt and braces).
-    // At most 128 UTF-16 units is at most 128 characters; longer ids are the validator's to judge.
-    if (typeof user !== 'string' || user.length === 0 || user.length > 128 || !USER_ID.test(user)) return undefined;
-    for (const key in parsed) if (key !== 'user_id') return undefined;
-    return this.deps.answer(user);
+  /** The route's answer for a body the route would accept and can answer from memory; else undefined. */
+  private fromBody(body: Buffer): Status | undefined {
+    const parsed = parseJsonBody(body);
+    if ('error' in parsed || !this.deps.route.valid(parsed.value)) return undefined;
+    return this.deps.route.fromMemory(parsed.value);
   }
 }
 
-/** The body the lane read from a request it then left to Fastify, as a stream (the route's preParsing). */
+/** The body the lane read from a request it then left to Fastify, as a stream. */
 export function replayedBody(req: IncomingMessage): Readable | undefined {
   const body = (req as IncomingMessage & { [REPLAY]?: Buffer })[REPLAY];
   return body && Readable.from([body], { objectMode: false });
 }
 
-interface ServerOptions {
-  keepAliveTimeout: number;
-  requestTimeout: number;
-  connectionTimeout: number;
+/** The route's preParsing hook: a request the lane read but left to Fastify gets its body back. */
+export function ckReplayLaneBody(req: { raw: IncomingMessage }, _reply: unknown, payload: Readable, done: (err: null, p: Readable) => void) {
+  done(null, replayedBody(req.raw) ?? payload);
 }
 
 /**
- * Fastify's `serverFactory`: a node:http server whose requests pass the lane first. The timeouts are set
- * as Fastify sets them on servers it creates. `lane` is read per request: it exists once the app is built.
+ * Why the lane may not stand in for the route, or undefined when it may: every request-wide hook Fastify
+ * runs on the route (read from `printRoutes`, Fastify's own account of them) must be one the lane
+ * reproduces (LANE_REPRODUCES). A hook it does not know (rate limits, CORS, anything added later) turns
+ * the lane off. Called once the app is ready.
  */
-export function laneServer(handler: Handler, opts: ServerOptions, lane: () => HeartbeatLane | undefined): Server {
-  const server = createServer((req, res) => {
-    const l = lane();
-    if (l) l.serve(req, res, handler);
-    else handler(req, res);
-  });
-  server.keepAliveTimeout = opts.keepAliveTimeout;
-  server.requestTimeout = opts.requestTimeout;
-  server.setTimeout(opts.connectionTimeout);
-  return server;
+export function laneRefusal(app: FastifyInstance, method: string, url: string): string | undefined {
+  const text = app.printRoutes({ method, includeHooks: true, commonPrefix: false } as Parameters<FastifyInstance['printRoutes']>[0]);
+  const hooks = new Map<string, string[]>();
+  let inRoute = false;
+  for (const line of text.split('\n')) {
+    const route = /(\S+) \((\w+(?:, \w+)*)\)\s*$/.exec(line);
+    if (route) inRoute = route[1] === url && route[2]!.split(', ').includes(method);
+    const hook = /• \((\w+)\) (\[.*\])\s*$/.exec(line);
+    if (inRoute && hook) hooks.set(hook[1]!, (JSON.parse(hook[2]!) as string[]).map((n) => n.replace(/^(bound )+/, '').replace(/\(\)$/, '')));
+  }
+  if (!(hooks.get('onRequest') ?? []).includes('ckRequestHeaders')) return `cannot read the hooks of ${method} ${url}`;
+  for (const [phase, names] of hooks) {
+    const unknown = names.filter((n) => !(LANE_REPRODUCES[phase] ?? []).includes(n));
+    if (unknown.length) return `${phase} hook(s) ${unknown.join(', ')} run on ${method} ${url} and the lane does not reproduce them`;
+  }
+  return undefined;
 }

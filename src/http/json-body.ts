@@ -1,7 +1,7 @@
 import { isUtf8 } from 'node:buffer';
 import sjson from 'secure-json-parse';
 import type { FastifyInstance } from 'fastify';
-import { ERRORS } from './errors.js';
+import { ERRORS, type ProblemError } from './errors.js';
 
 /** Deeper JSON is refused: JSON.stringify (content size check, the pg driver) overflows the stack near 5,000. */
 export const MAX_JSON_DEPTH = 64;
@@ -24,25 +24,29 @@ function depthOf(text: string): number {
 }
 
 /**
- * JSON bodies: strict UTF-8 (invalid bytes are a 400, not silently replaced), prototype-poisoning keys
- * rejected, at most MAX_JSON_DEPTH levels deep, at most `limit` bytes (413 from Fastify).
+ * A JSON request body: strict UTF-8 (invalid bytes are an error, not silently replaced), an optional BOM,
+ * prototype-poisoning keys refused, at most MAX_JSON_DEPTH levels deep. The route parser and the
+ * heartbeat lane both parse with this.
  */
+export function parseJsonBody(body: Buffer): { value: unknown } | { error: ProblemError } {
+  if (!isUtf8(body)) return { error: ERRORS.malformed('request body is not valid UTF-8') };
+  let text = body.toString('utf8');
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1); // a BOM, as TextDecoder would drop it
+  if (text.trim() === '') return { error: ERRORS.malformed('request body is empty; send a JSON object') };
+  if (depthOf(text) > MAX_JSON_DEPTH) return { error: ERRORS.malformed(`request body is nested deeper than ${MAX_JSON_DEPTH} levels`) };
+  try {
+    return { value: sjson.parse(text, undefined, { protoAction: 'error', constructorAction: 'error' }) };
+  } catch (err) {
+    return { error: ERRORS.malformed(`malformed JSON: ${(err as Error).message}`) };
+  }
+}
+
+/** JSON is the only body type: text/plain (a CORS "simple" type browsers send without preflight) is a 415. */
 export function registerJsonParser(app: FastifyInstance): void {
-  // Only JSON is accepted: text/plain (a CORS "simple" type browsers send without preflight) becomes a 415.
   app.removeContentTypeParser(['application/json', 'text/plain']);
   app.addContentTypeParser(['application/json', 'application/problem+json'], { parseAs: 'buffer' }, (_req, body, done) => {
-    // isUtf8 (simdutf) then toString: several times faster than a fatal TextDecoder on large bodies.
-    if (!isUtf8(body as Buffer)) return done(ERRORS.badRequest('request body is not valid UTF-8'), undefined);
-    let text = (body as Buffer).toString('utf8');
-    if (text.charCodeAt(0) === 0xfeff) text = text.slice(1); // a BOM, as TextDecoder would drop it
-    if (text.trim() === '') return done(ERRORS.badRequest('request body is empty; send a JSON object'), undefined);
-    if (depthOf(text) > MAX_JSON_DEPTH) {
-      return done(ERRORS.badRequest(`request body is nested deeper than ${MAX_JSON_DEPTH} levels`), undefined);
-    }
-    try {
-      done(null, sjson.parse(text, undefined, { protoAction: 'error', constructorAction: 'error' }));
-    } catch (err) {
-      done(ERRORS.badRequest(`malformed JSON: ${(err as Error).message}`), undefined);
-    }
+    const parsed = parseJsonBody(body as Buffer);
+    if ('error' in parsed) done(parsed.error, undefined);
+    else done(null, parsed.value);
   });
 }

@@ -1,10 +1,16 @@
 import { type TSchema, Type } from '@sinclair/typebox';
 
-/** 1 to 128 characters, no control characters, no unpaired surrogates (they cannot round-trip as UTF-8). */
-export const UserId = Type.String({
-  minLength: 1, maxLength: 128, pattern: '^[^\\u0000-\\u001F\\u007F-\\u009F\\uD800-\\uDFFF]+$',
-  description: 'Your application\'s id for the user', examples: ['alice'],
-});
+// One text rule for every name ck stores (user ids, key names, later session ids and clients): no C0 or C1
+// control characters, no unpaired UTF-16 surrogates (they cannot round-trip as UTF-8; patterns are
+// Unicode-mode, so a proper pair is one code point and passes).
+const TEXT_CHAR = '[^\\u0000-\\u001F\\u007F-\\u009F\\uD800-\\uDFFF]';
+
+/** 1 to `maxLength` characters of text by the one rule above. */
+export const Text = (maxLength: number, opts: { description?: string; examples?: unknown[] } = {}) =>
+  Type.String({ minLength: 1, maxLength, pattern: `^${TEXT_CHAR}+$`, ...opts });
+
+/** 1 to 128 characters of text. */
+export const UserId = Text(128, { description: "Your application's id for the user", examples: ['alice'] });
 
 /** RFC 3339 string or integer epoch milliseconds; parsed by parseInstant. */
 export const Instant = Type.Unsafe<string | number>({
@@ -26,6 +32,7 @@ export const Problem = Type.Object({
   type: Type.String(),
   title: Type.String(),
   status: Type.Integer(),
+  code: Type.String({ description: 'Stable machine-readable error code (README: Errors)' }),
   detail: Type.String(),
   instance: Type.Optional(Type.String()),
   errors: Type.Optional(Type.Array(Type.Object({ path: Type.String(), message: Type.String(), location: Type.String() }))),

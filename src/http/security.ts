@@ -5,7 +5,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Config } from '../config.js';
 import { bearerOf, type Principal } from './auth.js';
-import { ProblemError } from './errors.js';
+import { ERRORS } from './errors.js';
 
 /** On every API response; a route that sets its own cache-control (static files) overrides no-store. */
 export const SECURITY_HEADERS = {
@@ -13,6 +13,11 @@ export const SECURITY_HEADERS = {
   'referrer-policy': 'no-referrer',
   'cache-control': 'no-store',
 } as const;
+
+/** The headers every answer carries, whoever writes it (the router, the heartbeat lane, a raw error). */
+export function baseHeaders(requestId: string | undefined): Record<string, string> {
+  return requestId === undefined ? { ...SECURITY_HEADERS } : { ...SECURITY_HEADERS, 'x-request-id': requestId };
+}
 
 // Generated ids: a random per-process prefix and a counter. Unique across instances and restarts, and
 // about a tenth of the cost of a UUID, which showed up in the heartbeat profile.
@@ -29,7 +34,7 @@ export function requestId(headers: IncomingHttpHeaders): string {
 const UNLIMITED = new Set(['/healthz', '/readyz']);
 
 /**
- * CORS and rate limits for every route registered after this (SECURITY_HEADERS are set in app.ts).
+ * CORS and rate limits for every route registered after this (base headers are set by request-hooks.ts).
  * - CORS: only when `CK_CORS_ORIGINS` lists origins (`*` allows any; credentials are bearer tokens, never cookies).
  * - Rate limit: `CK_RATE_LIMIT` requests per `CK_RATE_LIMIT_WINDOW` s per verified key or token user,
  *   per IP otherwise; checked before the body is read, so a flood costs no parsing. In memory: per instance.
@@ -53,7 +58,7 @@ export async function registerSecurity(
     // Only a credential that verifies gets its own bucket: made-up keys cannot dodge the per-IP limit
     // or drain someone else's.
     const bucket = async (req: FastifyRequest) => {
-      const bearer = bearerOf(req);
+      const bearer = bearerOf(req.headers.authorization);
       const p = bearer ? await verify(bearer) : undefined;
       if (!p) return `ip:${req.ip}`;
       return p.kind === 'token' ? `user:${p.userId}` : `key:${p.id}`;
@@ -66,8 +71,8 @@ export async function registerSecurity(
       keyGenerator: bucket,
       allowList: (req) => UNLIMITED.has(req.routeOptions.url ?? ''),
       errorResponseBuilder: (_req, ctx) =>
-        new ProblemError(429, 'Too Many Requests',
-          `rate limit of ${ctx.max} requests per ${config.rateLimitWindowSec} s exceeded; retry in ${ctx.after}`),
+        ERRORS.rateLimited(`rate limit of ${ctx.max} requests per ${config.rateLimitWindowSec} s exceeded; retry in ${ctx.after}`,
+          Math.max(1, Math.ceil(ctx.ttl / 1000))),
     });
   }
 }

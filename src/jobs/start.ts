@@ -1,9 +1,10 @@
 import type { Context } from '../context.js';
-import { sweepOffline } from '../liveness/sql.js';
+import { sweepOffline } from '../liveness/heartbeats.js';
 import { runRetention } from '../retention.js';
 import { aggregateSummaries } from '../summaries/sql.js';
+import { pruneDeliveries, WEBHOOK_DELIVERIES_KEEP_SEC } from '../webhooks/outbox.js';
+import { every, type JobLogger } from './every.js';
 import { installCron } from './pg-cron.js';
-import { every, type JobLogger } from './scheduler.js';
 
 export interface Jobs {
   stop(): Promise<void>;
@@ -23,6 +24,7 @@ export async function startJobs(ck: Context, log: JobLogger): Promise<Jobs> {
       (ms, n) => metrics.observeJob('sweep', ms, { users_expired: n as number })),
     every(db, 'aggregate', config.aggregateIntervalSec * 1000,
       (tx) => aggregateSummaries(tx, clock.now(), config.heartbeatTimeoutSec), log),
+    every(db, 'webhook-prune', 600_000, (tx) => pruneDeliveries(tx, WEBHOOK_DELIVERIES_KEEP_SEC), log),
   ];
   const days = config.retentionDays;
   if (days !== undefined) {

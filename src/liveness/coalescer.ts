@@ -1,30 +1,17 @@
 import type { Db } from '../db/types.js';
 import type { Clock } from '../time.js';
-import { flushHeartbeats, type HeartbeatRow, writeHeartbeats } from './sql.js';
+import { flushHeartbeats, type Liveness, writeHeartbeats } from './heartbeats.js';
 
-export interface Known {
+interface Known {
   user: string;
   state: string;
   stateSince: number;
   /** The newest last_heartbeat known to be stored in the database. */
   persisted: number;
-  /** stateSince as RFC 3339, formatted once on first use. */
-  stateSinceIso?: string;
-  /** The heartbeat lane's answer up to last_heartbeat, rendered once; cleared when state or stateSince change. */
-  rendered?: string;
   /** The newest heartbeat acknowledged but not yet flushed; 0 when none. */
   pendingAt: number;
   /** Another writer changed the state: the next heartbeat takes the slow path and re-reads it. */
   stale: boolean;
-}
-
-export interface HeartbeatResult {
-  user_id: string;
-  state: string;
-  state_since: number;
-  last_heartbeat: number;
-  /** The cache entry behind a fast-path answer (the route memoizes formatted times on it). */
-  known?: Known;
 }
 
 export interface CoalescerOptions {
@@ -66,9 +53,9 @@ export class Coalescer {
   }
 
   /** Heartbeats for many users: fast ones from memory, the rest in one statement. */
-  async beat(users: string[]): Promise<HeartbeatResult[]> {
+  async beat(users: string[]): Promise<Liveness[]> {
     const now = this.opts.clock.now();
-    const results = new Array<HeartbeatResult>(users.length);
+    const results = new Array<Liveness>(users.length);
     let slow: number[] | undefined;
     for (let i = 0; i < users.length; i++) {
       const r = this.fast(users[i]!, now);
@@ -88,17 +75,17 @@ export class Coalescer {
    * One heartbeat answered from memory, synchronously; undefined when it needs a write (call beat).
    * The heartbeat route and lane use it to answer without a promise.
    */
-  beatKnown(user: string): HeartbeatResult | undefined {
+  beatKnown(user: string): Liveness | undefined {
     return this.fast(user, this.opts.clock.now());
   }
 
-  private fast(user: string, now: number): HeartbeatResult | undefined {
+  private fast(user: string, now: number): Liveness | undefined {
     const k = this.known.get(user);
     if (!k || k.stale || k.state === 'Offline' || k.persisted + this.timeoutMs - this.marginMs <= now) return undefined;
     if (k.pendingAt === 0) this.pending.push(k);
     if (now > k.pendingAt) k.pendingAt = now;
     this.coalesced++;
-    return { user_id: user, state: k.state, state_since: k.stateSince, last_heartbeat: now, known: k };
+    return { user_id: user, state: k.state, state_since: k.stateSince, last_heartbeat: now };
   }
 
   /** Marks a user's cached state stale after another write changed it; the next heartbeat re-reads it. */
@@ -155,14 +142,10 @@ export class Coalescer {
     }
   }
 
-  private remember(r: HeartbeatRow): HeartbeatResult {
+  private remember(r: Liveness): Liveness {
     const k = this.known.get(r.user_id);
     if (k) {
       // Updated in place: a flush touches every live user each second, so no new object each time.
-      if (k.stateSince !== r.state_since || k.state !== r.state) {
-        k.stateSinceIso = undefined;
-        k.rendered = undefined;
-      }
       k.state = this.canonical(r.state);
       k.stateSince = r.state_since;
       k.persisted = r.last_heartbeat;
@@ -171,7 +154,7 @@ export class Coalescer {
       // Every field present from the start: one object shape, no property store added later.
       this.known.set(r.user_id, {
         user: r.user_id, state: this.canonical(r.state), stateSince: r.state_since, persisted: r.last_heartbeat,
-        stateSinceIso: undefined, rendered: undefined, pendingAt: 0, stale: false,
+        pendingAt: 0, stale: false,
       });
     }
     return { user_id: r.user_id, state: r.state, state_since: r.state_since, last_heartbeat: r.last_heartbeat };

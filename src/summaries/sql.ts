@@ -42,22 +42,15 @@ export async function aggregateSummaries(db: Queryable, nowMs: number, timeoutSe
   return total;
 }
 
-let zones: Promise<Set<string>> | undefined;
-
-/** IANA zone names PostgreSQL knows (loaded once). */
-export function knownZones(db: Queryable): Promise<Set<string>> {
-  zones ??= db.query<{ name: string }>('SELECT name FROM pg_timezone_names')
-    .then(({ rows }) => new Set(rows.map((r) => r.name)))
-    .catch((err) => {
-      zones = undefined;
-      throw err;
-    });
-  return zones;
-}
-
-export async function userTimezones(db: Queryable, users: string[]): Promise<Map<string, string>> {
-  const { rows } = await db.query<{ user_id: string; timezone: string }>(
-    'SELECT user_id, timezone FROM user_settings WHERE user_id = ANY($1::text[])', [users],
+/**
+ * How far the stored per-day summaries lag behind `nowMs`, in seconds: since the oldest aggregation that
+ * is due became due (0 when none is). Grows without bound when no aggregation runs; a back-filled
+ * checkpoint makes its user due from its own time until the next run.
+ */
+export async function aggregationLagSeconds(db: Queryable, nowMs: number): Promise<number> {
+  const { rows } = await db.query<{ lag: number | null }>(
+    `SELECT extract(epoch FROM $1::timestamptz - min(due_at))::float8 AS lag FROM summary_progress WHERE due_at <= $1::timestamptz`,
+    [new Date(nowMs).toISOString()],
   );
-  return new Map(rows.map((r) => [r.user_id, r.timezone]));
+  return Math.max(0, rows[0]?.lag ?? 0);
 }

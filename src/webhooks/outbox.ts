@@ -1,30 +1,13 @@
 import type { Queryable } from '../db/types.js';
-import type { StateEvent } from '../events/hub.js';
-import { iso } from '../time.js';
-
-/** The event as the enqueue trigger snapshotted it (migration 5), `ts` in epoch ms. */
-export interface StoredEvent {
-  id: string;
-  user_id: string;
-  state: string;
-  previous_state: string | null;
-  ts: number;
-  source: string;
-  content: Record<string, unknown> | null;
-}
-
-/** The SSE event object, keys in the same order as the stream sends them. */
-export const toEvent = (e: StoredEvent): StateEvent => ({
-  id: e.id, user_id: e.user_id, state: e.state, previous_state: e.previous_state,
-  timestamp: iso(e.ts), source: e.source, content: e.content,
-});
+import type { EventRow } from '../events/event.js';
 
 export interface Claimed {
   id: string;
   webhook_id: string;
   url: string;
   secret: string;
-  event: StoredEvent;
+  /** The event as the enqueue trigger snapshotted it (migration 5). */
+  event: EventRow;
   /** Attempts recorded before this one; passed back to `finish` as the lease's version. */
   attempts: number;
 }
@@ -77,16 +60,11 @@ export async function countPending(db: Queryable): Promise<number> {
   return rows[0]!.n;
 }
 
-/** Deletes finished deliveries older than `keepSec` (pending ones are never older than the 24 h retry window). */
-export async function pruneDeliveries(db: Queryable, keepSec: number, limit = 50_000): Promise<number> {
-  const { rows } = await db.query<{ n: number }>(
-    `WITH gone AS (
-       DELETE FROM webhook_deliveries WHERE id IN (
-         SELECT id FROM webhook_deliveries
-          WHERE created_at < now() - $1::interval AND status <> 'pending' LIMIT $2)
-       RETURNING 1)
-     SELECT count(*)::int AS n FROM gone`,
-    [`${keepSec} seconds`, limit],
-  );
+/** Finished deliveries stay listed (GET /webhooks/:id/deliveries) this long. */
+export const WEBHOOK_DELIVERIES_KEEP_SEC = 7 * 86_400;
+
+/** Deletes finished deliveries older than `keepSec` (ck_prune_webhook_deliveries). */
+export async function pruneDeliveries(db: Queryable, keepSec: number): Promise<number> {
+  const { rows } = await db.query<{ n: number }>(`SELECT ck_prune_webhook_deliveries($1::interval) AS n`, [`${keepSec} seconds`]);
   return rows[0]!.n;
 }

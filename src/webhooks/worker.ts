@@ -1,8 +1,12 @@
 import type { Db } from '../db/types.js';
+import { toEvent } from '../events/event.js';
 import type { EventHub } from '../events/hub.js';
-import { every, type JobLogger } from '../jobs/scheduler.js';
-import { type AttemptResult, type Claimed, claim, countPending, finish, pruneDeliveries, release, toEvent } from './outbox.js';
+import { type AttemptResult, type Claimed, claim, finish, release } from './outbox.js';
 import { signatureHeader } from './signature.js';
+
+interface Log {
+  warn(obj: object, msg: string): void;
+}
 
 export interface WebhookWorkerOptions {
   db: Db;
@@ -10,7 +14,7 @@ export interface WebhookWorkerOptions {
   events: EventHub;
   /** First retry delay; doubles per failed attempt up to 1 h (CK_WEBHOOK_RETRY_BASE_MS). */
   retryBaseMs: number;
-  log: JobLogger;
+  log: Log;
   /** Default 1000. */
   pollMs?: number;
   /** Per attempt; default 10 000. */
@@ -19,8 +23,6 @@ export interface WebhookWorkerOptions {
   leaseMs?: number;
   /** Deliveries being sent at once by this instance; default 100. */
   maxInFlight?: number;
-  /** Finished deliveries are kept this long for GET /webhooks/:id/deliveries; default 7 days. */
-  keepSec?: number;
   /** Wall-clock ms for the signature's `t` (the receiver compares it with its own clock). */
   wallClock?: () => number;
 }
@@ -33,7 +35,6 @@ export interface WebhookWorkerOptions {
  * @example
  *   const worker = new WebhookWorker({ db, events, retryBaseMs: 1000, log });
  *   worker.start();
- *   await worker.backlog(); // pending deliveries, for metrics
  *   await worker.stop();
  */
 export class WebhookWorker {
@@ -43,7 +44,6 @@ export class WebhookWorker {
   private retryTimer?: NodeJS.Timeout;
   private retryAt = 0;
   private unsubscribe?: () => void;
-  private prune?: { stop(): Promise<void> };
   private readonly abort = new AbortController();
   private claiming?: Promise<void>;
   private wakeAgain = false;
@@ -55,7 +55,7 @@ export class WebhookWorker {
 
   constructor(opts: WebhookWorkerOptions) {
     this.o = {
-      pollMs: 1000, timeoutMs: 10_000, leaseMs: 60_000, maxInFlight: 100, keepSec: 7 * 86_400,
+      pollMs: 1000, timeoutMs: 10_000, leaseMs: 60_000, maxInFlight: 100,
       wallClock: Date.now, ...opts,
     };
   }
@@ -66,13 +66,7 @@ export class WebhookWorker {
     this.unsubscribe = this.o.events.subscribe(() => this.wake());
     this.timer = setInterval(() => this.wake(), this.o.pollMs);
     this.timer.unref();
-    this.prune = every(this.o.db, 'webhook-prune', 600_000, (tx) => pruneDeliveries(tx, this.o.keepSec), this.o.log);
     this.wake();
-  }
-
-  /** Pending deliveries across all webhooks and instances (the backlog metric). */
-  backlog(): Promise<number> {
-    return countPending(this.o.db);
   }
 
   /** Stops claiming, interrupts sends in progress (their leases are given back) and records what finished. */
@@ -83,7 +77,6 @@ export class WebhookWorker {
     clearTimeout(this.retryTimer);
     this.unsubscribe?.();
     this.abort.abort();
-    await this.prune?.stop();
     await this.claiming;
     await Promise.all(this.sends);
     while (this.recording) await this.recording;

@@ -6,6 +6,7 @@ import { openPglite } from '../../src/db/pglite.js';
 import { openPostgres } from '../../src/db/postgres.js';
 import { type Db, quoteIdent } from '../../src/db/types.js';
 import { type Backend, PG_URL } from '../helpers.js';
+import { anyTestFailed } from '../setup.js';
 
 /** Where a spawned service keeps its data: a fresh PGlite directory or a fresh PostgreSQL schema. */
 export interface Target {
@@ -14,7 +15,7 @@ export interface Target {
   env: Record<string, string>;
   /** Opens the data from the test process. PGlite: only while no service has the directory open. */
   open(): Promise<Db>;
-  /** Removes the directory or drops the schema. */
+  /** Removes the directory or drops the schema (kept when a test of the file failed). */
   remove(): Promise<void>;
 }
 
@@ -26,7 +27,10 @@ export async function newTarget(backend: Backend, url = PG_URL): Promise<Target>
       backend,
       env: { CK_DATA_DIR: dataDir },
       open: () => openPglite({ dataDir, schema: 'public' }),
-      remove: () => rm(dir, { recursive: true, force: true }),
+      async remove() {
+        if (anyTestFailed()) return console.warn(`kept data directory ${dataDir} of a failed test for inspection`);
+        await rm(dir, { recursive: true, force: true });
+      },
     };
   }
   if (!url) throw new Error('PostgreSQL target needs TEST_DATABASE_URL');
@@ -36,6 +40,7 @@ export async function newTarget(backend: Backend, url = PG_URL): Promise<Target>
     env: { DATABASE_URL: url, CK_DB_SCHEMA: schema },
     open: async () => openPostgres({ url, schema, poolSize: 2 }),
     async remove() {
+      if (anyTestFailed()) return console.warn(`kept schema ${schema} of a failed test for inspection`);
       const admin = openPostgres({ url, schema: 'public', poolSize: 1 });
       await admin.query(`DROP SCHEMA IF EXISTS ${quoteIdent(schema)} CASCADE`).catch(() => {});
       await admin.close();

@@ -3,7 +3,8 @@ import { generateKeyString } from '../../src/auth/keys.js';
 import { BACKENDS } from '../helpers.js';
 import { newTarget, type Target, withDb } from './database.js';
 import { expectConsistentTimeline, startLoad, userIds } from './load.js';
-import { call, startService, stopAll, waitFor } from './process.js';
+import { call, startService, stopAll } from './process.js';
+import { waitFor } from '../wait.js';
 
 describe.each(BACKENDS)('kill -9 during mixed ingest load (%s)', (backend) => {
   const targets: Target[] = [];

@@ -3,7 +3,8 @@ import { generateKeyString } from '../../src/auth/keys.js';
 import { openPostgres } from '../../src/db/postgres.js';
 import { canRunPrivateCluster, PrivateCluster } from './cluster.js';
 import { expectConsistentTimeline, startLoad, unflushedBeats, userIds } from './load.js';
-import { call, startService, stopAll, waitFor } from './process.js';
+import { call, startService, stopAll } from './process.js';
+import { waitFor } from '../wait.js';
 
 /** A request "hangs" if it takes this long; failing requests must answer well within it. */
 const HANG_MS = 10_000;

@@ -4,7 +4,8 @@ import { generateKeyString } from '../../src/auth/keys.js';
 import { BACKENDS } from '../helpers.js';
 import { newTarget, type Target, withDb } from './database.js';
 import { type Acked, expectConsistentTimeline, startLoad, unflushedBeats, userIds } from './load.js';
-import { call, type Exit, refusesConnections, startService, stopAll, waitFor } from './process.js';
+import { call, type Exit, refusesConnections, startService, stopAll } from './process.js';
+import { waitFor } from '../wait.js';
 
 /**
  * A POST whose headers the server has (it answered `100 Continue`, so the request is routed and in flight)

@@ -5,7 +5,8 @@ import type { Db } from '../../src/db/types.js';
 import { PG_URL } from '../helpers.js';
 import { newTarget, type Target } from './database.js';
 import { expectConsistentTimeline, type Load, startLoad, userIds } from './load.js';
-import { type Service, startService, stopAll, waitFor } from './process.js';
+import { type Service, startService, stopAll } from './process.js';
+import { waitFor } from '../wait.js';
 
 // The scheduler names each process `${hostname()}:${pid}` in job_runs.
 const instanceOf = (s: Service) => `${hostname()}:${s.pid}`;

@@ -1,15 +1,13 @@
 import { Type } from '@sinclair/typebox';
-import type { App } from '../../app.js';
 import { recordCheckpoint } from '../../checkpoints/record.js';
+import { contentProblem, timestampProblem } from '../../checkpoints/rules.js';
+import { timelinePage } from '../../checkpoints/timeline.js';
 import { SQLSTATE, sqlState } from '../../db/types.js';
 import { iso, parseInstant } from '../../time.js';
-import { requireOwnUser } from '../auth.js';
 import { ERRORS } from '../errors.js';
-import { errorResponses, Instant, UserId } from '../schemas.js';
-import timeline from './timeline.js';
-
-const MAX_CONTENT_BYTES = 16 * 1024;
-const MAX_FUTURE_MS = 60_000;
+import { decodeCursor, encodeCursor, queryInstant } from '../query.js';
+import { Cursor, errorResponses, Instant, UserId } from '../schemas.js';
+import type { App } from '../types.js';
 
 const Checkpoint = Type.Object({
   id: Type.String(),
@@ -30,11 +28,28 @@ const Unchanged = Type.Object({
   timestamp: Type.String({ format: 'date-time' }),
 });
 
+const Entry = Type.Object({
+  id: Type.String(),
+  state: Type.String(),
+  timestamp: Type.String({ format: 'date-time' }),
+  duration_ms: Type.Integer(),
+  open: Type.Boolean(),
+  content: Type.Union([Type.Object({}, { additionalProperties: true }), Type.Null()]),
+  source: Type.String(),
+  received_at: Type.String({ format: 'date-time' }),
+});
+
+const MAX_BIGINT = 9223372036854775807n;
+const isCursor = (v: unknown[]): v is [number, string] =>
+  v.length === 2 && parseInstant(v[0]) !== undefined && typeof v[1] === 'string' && /^\d{1,19}$/.test(v[1] as string)
+  && BigInt(v[1] as string) <= MAX_BIGINT;
+
+/** POST /checkpoints (a state change) and GET /checkpoints (a user's timeline). */
 export default async function checkpoints(app: App) {
   const { db, clock, config, states, coalescer } = app.ck;
 
   app.post('/checkpoints', {
-    config: { scope: 'ingest' },
+    config: { scope: 'ingest', user: { in: 'body', field: 'user_id' } },
     schema: {
       summary: 'Record a state change (written only when the state differs)',
       body: Type.Object({
@@ -47,32 +62,24 @@ export default async function checkpoints(app: App) {
     },
   }, async (req, reply) => {
     const body = req.body as { user_id: string; state: string; timestamp?: string | number; content?: object };
-    requireOwnUser(req, [body.user_id]);
     const now = clock.now();
     let ts = now;
     if (body.timestamp !== undefined) {
       const parsed = parseInstant(body.timestamp);
       if (parsed === undefined) throw ERRORS.invalid('body', '/timestamp', 'must be an RFC 3339 timestamp or integer epoch milliseconds');
-      if (parsed > now + MAX_FUTURE_MS) throw ERRORS.invalid('body', '/timestamp', 'is more than 60 s in the future');
-      if (parsed < now - config.maxBackfillSec * 1000) {
-        throw ERRORS.invalid('body', '/timestamp', `is older than CK_MAX_BACKFILL (${config.maxBackfillSec} s)`);
-      }
+      const problem = timestampProblem(parsed, now, config.maxBackfillSec);
+      if (problem) throw ERRORS.invalid('body', '/timestamp', problem);
       ts = parsed;
     }
-    if (body.content !== undefined) {
-      const json = JSON.stringify(body.content);
-      if (Buffer.byteLength(json) > MAX_CONTENT_BYTES) throw ERRORS.invalid('body', '/content', 'must be at most 16 KiB of JSON');
-      // jsonb cannot hold U+0000; an escaped NUL is \u0000 after an even number of backslashes.
-      if (/(?<!\\)(?:\\\\)*\\u0000/.test(json)) throw ERRORS.invalid('body', '/content', 'must not contain NUL (\\u0000) characters');
-    }
-    const unknownState = () =>
-      ERRORS.invalid('body', '/state', `is not a registered state; valid: ${states.list().map((s) => s.name).join(', ')}`);
+    const contentIssue = body.content === undefined ? undefined : contentProblem(body.content);
+    if (contentIssue) throw ERRORS.invalid('body', '/content', contentIssue);
+    const unknownState = () => ERRORS.unknownState('body', '/state', states.list().map((s) => s.name));
     if (!(await states.get(body.state))) throw unknownState();
 
     const row = await recordCheckpoint(db, {
       userId: body.user_id, state: body.state, ts, content: body.content, now, timeoutSec: config.heartbeatTimeoutSec,
     }).catch((err) => {
-      // Removed between our check and the write (or registered on another instance only just now).
+      // Registered on another instance only just now, and not yet seen here.
       throw sqlState(err) === SQLSTATE.foreignKeyViolation ? unknownState() : err;
     });
     if (!row.changed) {
@@ -86,5 +93,44 @@ export default async function checkpoints(app: App) {
     });
   });
 
-  await app.register(timeline);
+  app.get('/checkpoints', {
+    config: { scope: 'read', user: { in: 'querystring', field: 'user_id' } },
+    schema: {
+      summary: "A user's timeline: checkpoints in event-time order with durations",
+      querystring: Type.Object({
+        user_id: UserId,
+        from: Type.Optional(Type.String()),
+        to: Type.Optional(Type.String()),
+        limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }),
+        cursor: Type.Optional(Cursor),
+      }),
+      response: {
+        200: Type.Object({ user_id: Type.String(), checkpoints: Type.Array(Entry), next_cursor: Type.Union([Type.String(), Type.Null()]) }),
+        ...errorResponses(401, 403, 404, 422, 503),
+      },
+    },
+  }, async (req) => {
+    const q = req.query as { user_id: string; from?: string; to?: string; limit: number; cursor?: string };
+    const from = queryInstant('from', q.from);
+    const to = queryInstant('to', q.to);
+    if (from !== undefined && to !== undefined && to < from) throw ERRORS.invalid('querystring', '/to', 'must not be before from');
+    const after = decodeCursor(q.cursor, isCursor);
+    const rows = await timelinePage(db, q.user_id, from, after, q.limit, clock.now(), config.heartbeatTimeoutSec);
+    if (!rows) throw ERRORS.userNotFound(q.user_id);
+    const out = [];
+    let nextCursor: string | null = null;
+    for (let i = 0; i < rows.length; i++) {
+      const r = rows[i]!;
+      if (to !== undefined && r.ts >= to) break;
+      if (i === q.limit) {
+        nextCursor = encodeCursor([rows[i - 1]!.ts, rows[i - 1]!.id]);
+        break;
+      }
+      out.push({
+        id: r.id, state: r.state, timestamp: iso(r.ts), duration_ms: r.end_ts - r.ts, open: r.open,
+        content: r.content, source: r.source, received_at: iso(r.received_at),
+      });
+    }
+    return { user_id: q.user_id, checkpoints: out, next_cursor: nextCursor };
+  });
 }

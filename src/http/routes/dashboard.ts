@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
-import type { App } from '../../app.js';
+import { SECURITY_HEADERS } from '../security.js';
+import type { App } from '../types.js';
 
 /** public/ at the package root: the same relative path from src/http/routes and dist/http/routes. */
 export const PUBLIC_DIR = fileURLToPath(new URL('../../../public/', import.meta.url));
@@ -18,12 +19,9 @@ export const DASHBOARD_CSP = [
   "frame-ancestors 'none'",
 ].join('; ');
 
-const SECURITY_HEADERS = {
-  'content-security-policy': DASHBOARD_CSP,
-  'x-frame-options': 'DENY',
-  'x-content-type-options': 'nosniff',
-  'referrer-policy': 'no-referrer',
-};
+// The API's security headers (but its cache-control: static files revalidate with their ETag) plus the page's own.
+const { 'cache-control': _noStore, ...API_HEADERS } = SECURITY_HEADERS;
+const PAGE_HEADERS = { ...API_HEADERS, 'content-security-policy': DASHBOARD_CSP, 'x-frame-options': 'DENY' };
 
 /**
  * The dashboard: public/ served as plain files (no build step) at `/`. Public routes (no scope): the page
@@ -33,7 +31,7 @@ const SECURITY_HEADERS = {
 export default async function dashboard(app: App) {
   // Encapsulated: these headers go on the dashboard's responses only, not on the API's.
   app.addHook('onSend', async (_req, reply) => {
-    reply.headers(SECURITY_HEADERS);
+    reply.headers(PAGE_HEADERS);
   });
   await app.register(fastifyStatic, {
     root: PUBLIC_DIR,

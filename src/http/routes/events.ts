@@ -1,15 +1,15 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import { Type } from '@sinclair/typebox';
-import type { App } from '../../app.js';
-import { eventsAfter, type StateEvent } from '../../events/hub.js';
+import { eventsAfter, type StateEvent } from '../../events/event.js';
 import { ERRORS } from '../errors.js';
 import { errorResponses, UserId } from '../schemas.js';
+import type { App } from '../types.js';
 
 /** A client whose unsent output passes this is cut off (bounded server memory). */
 export const SSE_MAX_BUFFER = 1024 * 1024;
 
 export default async function events(app: App) {
-  const { db, events: hub, config } = app.ck;
+  const { db, events: hub, config, metrics } = app.ck;
   // Open streams, ended on shutdown so app.close() does not wait for clients to hang up.
   const open = new Set<() => void>();
   app.addHook('preClose', async () => {
@@ -17,7 +17,8 @@ export default async function events(app: App) {
   });
 
   app.get('/events', {
-    config: { scope: 'read' },
+    // A per-user token streams its own user.
+    config: { scope: 'read', user: { in: 'querystring', field: 'user_id', absent: 'own' } },
     schema: {
       summary: 'Server-Sent Events: one event per state change (Last-Event-ID replays what was missed)',
       querystring: Type.Object({
@@ -29,9 +30,7 @@ export default async function events(app: App) {
     },
   }, async (req, reply) => {
     const q = req.query as { user_id?: string[]; last_event_id?: string };
-    const own = req.principal?.userId;
-    if (own !== undefined && q.user_id?.some((u) => u !== own)) throw ERRORS.forbidden(`this token may only read user "${own}"`);
-    const users = own !== undefined ? [own] : q.user_id;
+    const users = q.user_id;
     const filter = users ? new Set(users) : undefined;
     const lastId = (req.headers['last-event-id'] as string | undefined) || q.last_event_id;
     if (lastId !== undefined && BigInt(lastId) > 9223372036854775807n) {
@@ -67,10 +66,12 @@ export default async function events(app: App) {
       clearInterval(keepAlive);
       clearTimeout(forgetReplay);
       unsubscribe();
+      metrics.sseClients.dec();
       res.end();
     };
     req.raw.on('close', end);
     open.add(end);
+    metrics.sseClients.inc();
 
     let replay: StateEvent[] = [];
     try {

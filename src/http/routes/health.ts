@@ -1,6 +1,6 @@
-import type { App } from '../../app.js';
+import { loadMigrations, schemaVersion } from '../../db/migrate.js';
 import { ERRORS } from '../errors.js';
-import { loadMigrations } from '../../db/migrate.js';
+import type { App } from '../types.js';
 
 export default async function health(app: App) {
   const expected = (await loadMigrations()).length;
@@ -8,12 +8,10 @@ export default async function health(app: App) {
   app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
 
   app.get('/readyz', { schema: { hide: true } }, async () => {
-    try {
-      const { rows } = await app.ck.db.query<{ id: number }>('SELECT max(id)::int AS id FROM ck_migrations');
-      if ((rows[0]?.id ?? 0) !== expected) throw ERRORS.unavailable('database is not migrated to this version');
-    } catch (err) {
-      throw err instanceof Error && 'status' in err ? err : ERRORS.unavailable();
-    }
+    const version = await schemaVersion(app.ck.db).catch(() => {
+      throw ERRORS.unavailable();
+    });
+    if (version !== expected) throw ERRORS.unavailable('database is not migrated to this version');
     return { status: 'ready' };
   });
 

@@ -1,5 +1,4 @@
 import swagger from '@fastify/swagger';
-import type { App } from '../../app.js';
 import checkpoints from './checkpoints.js';
 import dashboard from './dashboard.js';
 import events from './events.js';
@@ -13,6 +12,7 @@ import summaries from './summaries.js';
 import tokens from './tokens.js';
 import users from './users.js';
 import webhooks from './webhooks.js';
+import type { App } from '../types.js';
 
 export async function routes(app: App) {
   await app.register(swagger, {

@@ -1,8 +1,9 @@
 import { Type } from '@sinclair/typebox';
-import type { App } from '../../app.js';
+
 import { createKey, listKeys, revokeKey, SCOPES } from '../../auth/keys.js';
 import { ERRORS } from '../errors.js';
-import { errorResponses } from '../schemas.js';
+import { errorResponses, Text } from '../schemas.js';
+import type { App } from '../types.js';
 
 const Key = Type.Object({
   id: Type.String(),
@@ -19,7 +20,7 @@ export default async function keys(app: App) {
     config: { scope: 'admin' },
     schema: {
       summary: 'Create an API key (the secret is returned once)',
-      body: Type.Object({ name: Type.String({ minLength: 1, maxLength: 200, pattern: '^[^\\u0000-\\u001F\\u007F]+$' }), scopes: Scopes }),
+      body: Type.Object({ name: Text(200), scopes: Scopes }),
       response: { 201: Type.Intersect([Key, Type.Object({ key: Type.String() })]), ...errorResponses(400, 401, 403, 415, 422, 503) },
     },
   }, async (req, reply) => {

@@ -1,13 +1,14 @@
-import type { App } from '../../app.js';
 import { errorResponses } from '../schemas.js';
+import type { App } from '../types.js';
 
 export default async function metrics(app: App) {
   const { metrics: m } = app.ck;
 
-  // Needs the read scope: the numbers reveal traffic and user counts. Prometheus sends the key with
-  // `authorization: { credentials_file: ... }` in the scrape config (docs/metrics.md).
+  // Needs a key with the read scope: the numbers are service-wide (traffic, user counts, the pool), which
+  // a per-user token must not see. Prometheus sends the key with `authorization: { credentials_file: ... }`
+  // in the scrape config (docs/metrics.md).
   app.get('/metrics', {
-    config: { scope: 'read' },
+    config: { scope: 'read', keysOnly: true },
     schema: {
       summary: 'Prometheus metrics of this instance (text exposition format)',
       response: errorResponses(401, 403),

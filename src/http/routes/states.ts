@@ -1,8 +1,8 @@
 import { Type } from '@sinclair/typebox';
-import type { App } from '../../app.js';
 import { SQLSTATE, sqlState } from '../../db/types.js';
 import { ERRORS } from '../errors.js';
 import { errorResponses, StateName } from '../schemas.js';
+import type { App } from '../types.js';
 
 const StateType = Type.Object({
   name: Type.String(),

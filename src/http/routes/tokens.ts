@@ -1,14 +1,13 @@
 import { Type } from '@sinclair/typebox';
-import type { App } from '../../app.js';
 import { issueToken, MAX_TOKEN_TTL_SEC, TOKEN_SCOPES, type TokenScope } from '../../auth/tokens.js';
-import { ProblemError } from '../errors.js';
 import { errorResponses, UserId } from '../schemas.js';
+import type { App } from '../types.js';
 
 const DEFAULT_TTL_SEC = 3600;
 const TokenScopeSchema = Type.Unsafe<TokenScope>({ type: 'string', enum: [...TOKEN_SCOPES] });
 
 export default async function tokens(app: App) {
-  const { config, clock } = app.ck;
+  const { tokenSecret, clock } = app.ck;
 
   app.post('/tokens', {
     config: { scope: 'admin' },
@@ -30,12 +29,8 @@ export default async function tokens(app: App) {
       },
     },
   }, async (req, reply) => {
-    // Every instance must verify what any instance signed, so the secret is configured, never generated.
-    if (!config.tokenSecret) {
-      throw new ProblemError(503, 'Service Unavailable', 'per-user tokens are disabled: set CK_TOKEN_SECRET (the same value on every instance)');
-    }
     const body = req.body as { user_id: string; scopes: TokenScope[]; ttl?: number };
-    const issued = await issueToken(config.tokenSecret, {
+    const issued = await issueToken(tokenSecret, {
       userId: body.user_id, scopes: body.scopes, ttlSec: body.ttl ?? DEFAULT_TTL_SEC, nowMs: clock.now(),
     });
     return reply.status(201).send(issued);

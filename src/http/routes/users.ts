@@ -1,18 +1,17 @@
 import { Type } from '@sinclair/typebox';
-import type { App } from '../../app.js';
-import { SQLSTATE, sqlState } from '../../db/types.js';
-import { knownZones } from '../../summaries/sql.js';
-import { requireOwnUser } from '../auth.js';
+import { getSettings, setTimezone, UnknownTimezoneError } from '../../users/settings.js';
 import { ERRORS } from '../errors.js';
 import { errorResponses, UserId } from '../schemas.js';
+import type { App } from '../types.js';
 
 const Settings = Type.Object({ user_id: Type.String(), timezone: Type.String() });
+const userParam = { in: 'params', field: 'user_id' } as const;
 
 export default async function users(app: App) {
   const { db } = app.ck;
 
   app.put('/users/:user_id', {
-    config: { scope: 'ingest' },
+    config: { scope: 'ingest', user: userParam },
     schema: {
       summary: "Set a user's settings (timezone: the default zone of their summaries)",
       params: Type.Object({ user_id: UserId }),
@@ -22,17 +21,13 @@ export default async function users(app: App) {
   }, async (req) => {
     const { user_id } = req.params as { user_id: string };
     const { timezone } = req.body as { timezone: string };
-    requireOwnUser(req, [user_id]);
-    const invalid = () => ERRORS.invalid('body', '/timezone', 'is not an IANA timezone name (e.g. Europe/Berlin)');
-    if (!(await knownZones(db)).has(timezone)) throw invalid();
-    await db.query('SELECT ck_set_timezone($1, $2)', [user_id, timezone]).catch((err) => {
-      throw sqlState(err) === SQLSTATE.invalidParameter ? invalid() : err;
+    return setTimezone(db, user_id, timezone).catch((err) => {
+      throw err instanceof UnknownTimezoneError ? ERRORS.invalid('body', '/timezone', 'is not an IANA timezone name (e.g. Europe/Berlin)') : err;
     });
-    return { user_id, timezone };
   });
 
   app.get('/users/:user_id', {
-    config: { scope: 'read' },
+    config: { scope: 'read', user: userParam },
     schema: {
       summary: "A user's settings",
       params: Type.Object({ user_id: UserId }),
@@ -40,14 +35,8 @@ export default async function users(app: App) {
     },
   }, async (req) => {
     const { user_id } = req.params as { user_id: string };
-    const own = req.principal?.userId;
-    if (own !== undefined && own !== user_id) throw ERRORS.forbidden(`this token may only read user "${own}"`);
-    const { rows } = await db.query<{ timezone: string }>(
-      `SELECT coalesce((SELECT timezone FROM user_settings WHERE user_id = $1), 'UTC') AS timezone
-        WHERE EXISTS (SELECT 1 FROM user_sessions WHERE user_id = $1) OR EXISTS (SELECT 1 FROM user_settings WHERE user_id = $1)`,
-      [user_id],
-    );
-    if (rows.length === 0) throw ERRORS.notFound(`no user "${user_id}"`);
-    return { user_id, timezone: rows[0]!.timezone };
+    const settings = await getSettings(db, user_id);
+    if (!settings) throw ERRORS.userNotFound(user_id);
+    return settings;
   });
 }

@@ -1,9 +1,9 @@
 import { type TSchema, Type } from '@sinclair/typebox';
-import type { App } from '../../app.js';
 import { createWebhook, deleteWebhook, listDeliveries, listWebhooks, webhookExists } from '../../webhooks/store.js';
 import { ERRORS } from '../errors.js';
 import { decodeCursor, encodeCursor } from '../query.js';
 import { Cursor, errorResponses, StateName, UserId } from '../schemas.js';
+import type { App } from '../types.js';
 
 const Filter = (item: TSchema, max: number, description: string) =>
   Type.Union([Type.Array(item, { minItems: 1, maxItems: max, uniqueItems: true }), Type.Null()], { description });
