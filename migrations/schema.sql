@@ -132,8 +132,10 @@ CREATE TABLE webhook_deliveries (
   CONSTRAINT webhook_deliveries_webhook_id_checkpoint_id_key UNIQUE (webhook_id, checkpoint_id),
   CONSTRAINT webhook_deliveries_webhook_id_fkey FOREIGN KEY (webhook_id) REFERENCES webhooks(id) ON DELETE CASCADE
 );
+CREATE INDEX webhook_deliveries_by_hook ON webhook_deliveries USING btree (webhook_id, next_attempt_at, id) WHERE (status = 'pending'::text);
 CREATE INDEX webhook_deliveries_created ON webhook_deliveries USING btree (created_at);
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries USING btree (next_attempt_at) WHERE (status = 'pending'::text);
+CREATE INDEX webhook_deliveries_leased ON webhook_deliveries USING btree (webhook_id) WHERE ((status = 'pending'::text) AND (locked_until IS NOT NULL));
 CREATE INDEX webhook_deliveries_queue ON webhook_deliveries USING btree (webhook_id, user_id, checkpoint_id) WHERE (status = 'pending'::text);
 
 CREATE TABLE webhooks (
@@ -631,22 +633,32 @@ AS $function$
   RETURNING s.*
 $function$;
 
-CREATE OR REPLACE FUNCTION ck_webhook_claim(p_limit integer, p_lease interval)
+CREATE OR REPLACE FUNCTION ck_webhook_claim(p_limit integer, p_lease interval, p_per_webhook integer)
  RETURNS TABLE(id bigint, webhook_id bigint, url text, secret text, event jsonb, attempts integer)
  LANGUAGE sql
 AS $function$
   UPDATE webhook_deliveries d SET locked_until = now() + p_lease
     FROM webhooks w
    WHERE w.id = d.webhook_id AND d.id IN (
-     SELECT h.id FROM webhook_deliveries h
-      WHERE h.status = 'pending' AND h.next_attempt_at <= now()
-        AND (h.locked_until IS NULL OR h.locked_until <= now())
-        AND NOT EXISTS (SELECT 1 FROM webhook_deliveries o
-                         WHERE o.webhook_id = h.webhook_id AND o.user_id = h.user_id
-                           AND o.status = 'pending' AND o.checkpoint_id < h.checkpoint_id)
-      ORDER BY h.next_attempt_at, h.id
-      LIMIT p_limit
-        FOR UPDATE SKIP LOCKED)
+     SELECT h.id FROM webhook_deliveries h WHERE h.id IN (
+       SELECT c.id FROM webhooks e
+       CROSS JOIN LATERAL (
+         SELECT count(*)::integer AS n FROM webhook_deliveries l
+          WHERE l.webhook_id = e.id AND l.status = 'pending' AND l.locked_until IS NOT NULL AND l.locked_until > now()
+       ) leased
+       CROSS JOIN LATERAL (
+         SELECT x.id, x.next_attempt_at FROM webhook_deliveries x
+          WHERE x.webhook_id = e.id AND x.status = 'pending' AND x.next_attempt_at <= now()
+            AND (x.locked_until IS NULL OR x.locked_until <= now())
+            AND NOT EXISTS (SELECT 1 FROM webhook_deliveries o
+                             WHERE o.webhook_id = x.webhook_id AND o.user_id = x.user_id
+                               AND o.status = 'pending' AND o.checkpoint_id < x.checkpoint_id)
+          ORDER BY x.next_attempt_at, x.id
+          LIMIT greatest(p_per_webhook - leased.n, 0)
+       ) c
+       ORDER BY c.next_attempt_at, c.id
+       LIMIT p_limit)
+     FOR UPDATE SKIP LOCKED)
   RETURNING d.id, d.webhook_id, w.url, w.secret, d.event, d.attempts
 $function$;
 

@@ -89,7 +89,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     if (e.source !== 'heartbeat') coalescer.forget(e.user_id);
   });
   // Sends the webhook outbox; woken by the hub, polls as a fallback. Safe in every instance (leases).
-  const webhooks = new WebhookWorker({ db, events, retryBaseMs: config.webhookRetryBaseMs, log: app.log });
+  const webhooks = new WebhookWorker({ db, events, retryBaseMs: config.webhookRetryBaseMs, timeoutMs: config.webhookTimeoutMs, log: app.log });
   const secret = await tokenSecret(db, config.tokenSecret);
   const ck: Context = { config, db, clock, states, keys, coalescer, events, metrics, webhooks, tokenSecret: secret };
   app.decorate('ck', ck);

@@ -33,6 +33,8 @@ export interface Config {
   logLevel: string;
   /** First webhook retry delay; doubles per failed attempt, capped at 1 h. */
   webhookRetryBaseMs: number;
+  /** How long one webhook attempt may take, connection to response headers. */
+  webhookTimeoutMs: number;
   /** The heartbeat lane (src/http/heartbeat-lane.ts); off sends every heartbeat through Fastify. */
   heartbeatLane: boolean;
 }
@@ -100,6 +102,7 @@ export function loadConfig(env: Env = process.env): Config {
     sseKeepAliveSec: int(env, 'CK_SSE_KEEPALIVE', 15, 1, 3600),
     logLevel: env.LOG_LEVEL || 'info',
     webhookRetryBaseMs: int(env, 'CK_WEBHOOK_RETRY_BASE_MS', 1000, 1, 3_600_000),
+    webhookTimeoutMs: int(env, 'CK_WEBHOOK_TIMEOUT_MS', 15_000, 100, 300_000),
     heartbeatLane: lane === 'on',
   };
 }

@@ -21,11 +21,14 @@ export interface AttemptResult {
   error: string | null;
 }
 
-/** Leases up to `limit` due deliveries, at most one per (webhook, user): the oldest pending. */
-export async function claim(db: Queryable, limit: number, leaseMs: number): Promise<Claimed[]> {
+/**
+ * Leases up to `limit` due deliveries, at most one per (webhook, user), the oldest pending, and at most
+ * `perWebhook` in flight per endpoint across all instances.
+ */
+export async function claim(db: Queryable, limit: number, leaseMs: number, perWebhook: number): Promise<Claimed[]> {
   const { rows } = await db.query<Claimed>(
-    `SELECT id::text, webhook_id::text, url, secret, event, attempts FROM ck_webhook_claim($1, $2::interval)`,
-    [limit, `${leaseMs} milliseconds`],
+    `SELECT id::text, webhook_id::text, url, secret, event, attempts FROM ck_webhook_claim($1, $2::interval, $3)`,
+    [limit, `${leaseMs} milliseconds`, perWebhook],
   );
   return rows;
 }

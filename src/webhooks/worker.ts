@@ -17,12 +17,14 @@ export interface WebhookWorkerOptions {
   log: Log;
   /** Default 1000. */
   pollMs?: number;
-  /** Per attempt; default 10 000. */
+  /** Per attempt, from connecting to the response headers; default 15 000 (CK_WEBHOOK_TIMEOUT_MS). */
   timeoutMs?: number;
   /** How long a claimed delivery stays ours; must exceed timeoutMs. Default 60 000. */
   leaseMs?: number;
-  /** Deliveries being sent at once by this instance; default 100. */
+  /** Deliveries being sent at once by this instance, a safety cap; default 1000. */
   maxInFlight?: number;
+  /** Deliveries in flight to one endpoint across all instances; default 16. */
+  perEndpoint?: number;
   /** Wall-clock ms for the signature's `t` (the receiver compares it with its own clock). */
   wallClock?: () => number;
 }
@@ -55,7 +57,7 @@ export class WebhookWorker {
 
   constructor(opts: WebhookWorkerOptions) {
     this.o = {
-      pollMs: 1000, timeoutMs: 10_000, leaseMs: 60_000, maxInFlight: 100,
+      pollMs: 1000, timeoutMs: 15_000, leaseMs: 60_000, maxInFlight: 1000, perEndpoint: 16,
       wallClock: Date.now, ...opts,
     };
   }
@@ -101,7 +103,7 @@ export class WebhookWorker {
     if (room <= 0) return; // a recorded result wakes us
     let batch: Claimed[];
     try {
-      batch = await claim(this.o.db, room, this.o.leaseMs);
+      batch = await claim(this.o.db, room, Math.max(this.o.leaseMs, this.o.timeoutMs * 2), this.o.perEndpoint);
     } catch (err) {
       this.o.log.warn({ err }, 'claiming webhook deliveries failed; will retry');
       return;
@@ -117,12 +119,20 @@ export class WebhookWorker {
   private async send(d: Claimed): Promise<void> {
     const body = JSON.stringify(toEvent(d.event));
     const t = Math.floor(this.o.wallClock() / 1000);
+    // The attempt's own controller and timer. The timer is referenced until the attempt ends, so no
+    // garbage collection can cancel it (a signal from AbortSignal.any over AbortSignal.timeout can be
+    // collected while the fetch waits, and then never fires: a receiver that never answers would hold
+    // the slot forever). Stopping the worker aborts it too.
+    const attempt = new AbortController();
+    const timer = setTimeout(() => attempt.abort(new AttemptTimeout(this.o.timeoutMs)), this.o.timeoutMs);
+    const stop = () => attempt.abort(this.abort.signal.reason);
+    this.abort.signal.addEventListener('abort', stop, { once: true });
     try {
       const res = await fetch(d.url, {
         method: 'POST',
         body,
         redirect: 'manual',
-        signal: AbortSignal.any([this.abort.signal, AbortSignal.timeout(this.o.timeoutMs)]),
+        signal: attempt.signal,
         headers: {
           'content-type': 'application/json',
           'user-agent': 'ck-webhooks',
@@ -135,7 +145,10 @@ export class WebhookWorker {
       this.results.push({ id: d.id, attempts: d.attempts, ok, code: res.status, error: null });
     } catch (err) {
       if (this.abort.signal.aborted) this.releases.push(d.id);
-      else this.results.push({ id: d.id, attempts: d.attempts, ok: false, code: null, error: describe(err, this.o.timeoutMs) });
+      else this.results.push({ id: d.id, attempts: d.attempts, ok: false, code: null, error: describe(attempt.signal.reason ?? err) });
+    } finally {
+      clearTimeout(timer);
+      this.abort.signal.removeEventListener('abort', stop);
     }
     this.record();
   }
@@ -182,9 +195,15 @@ export class WebhookWorker {
   }
 }
 
-function describe(err: unknown, timeoutMs: number): string {
-  const e = err as { name?: string; message?: string; cause?: { code?: string; message?: string } };
-  if (e?.name === 'TimeoutError') return `timed out after ${timeoutMs / 1000} s`;
+class AttemptTimeout extends Error {
+  constructor(ms: number) {
+    super(`timed out after ${ms / 1000} s`);
+  }
+}
+
+function describe(err: unknown): string {
+  if (err instanceof AttemptTimeout) return err.message;
+  const e = err as { message?: string; cause?: { code?: string; message?: string } };
   const cause = e?.cause?.code ?? e?.cause?.message;
   return (cause ? `${e.message}: ${cause}` : String(e?.message ?? err)).slice(0, 500);
 }
