@@ -36,6 +36,9 @@ LANGUAGE sql AS $$
        ) c
        ORDER BY c.next_attempt_at, c.id
        LIMIT p_limit)
+       -- Re-checked on the row it locks: a candidate another instance claimed and committed meanwhile
+       -- fails these and is not claimed twice.
+       AND h.status = 'pending' AND h.next_attempt_at <= now() AND (h.locked_until IS NULL OR h.locked_until <= now())
      FOR UPDATE SKIP LOCKED)
   RETURNING d.id, d.webhook_id, w.url, w.secret, d.event, d.attempts
 $$;
