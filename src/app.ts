@@ -7,7 +7,9 @@ import type { Config } from './config.js';
 import type { Context } from './context.js';
 import { DatabaseClock } from './db/clock.js';
 import type { Db } from './db/types.js';
+import { eventsAfter } from './events/event.js';
 import { EventHub } from './events/hub.js';
+import { EventStreams } from './events/streams.js';
 import type { Principal } from './http/auth.js';
 import { clientError, frameworkError, registerErrorHandler } from './http/error-handler.js';
 import { HeartbeatLane, laneRefusal } from './http/heartbeat-lane.js';
@@ -27,6 +29,13 @@ import { aggregationLagSeconds } from './summaries/sql.js';
 import type { Clock } from './time.js';
 import { countPending } from './webhooks/outbox.js';
 import { WebhookWorker } from './webhooks/worker.js';
+
+/**
+ * Bounds on what Server-Sent Events clients can make this instance hold (docs/events.md): a replay reads
+ * 100 events at a time, a client more than 1 MiB behind is cut off, and all clients together may be
+ * 64 MiB behind before the furthest behind are cut off.
+ */
+export const SSE_LIMITS = { pageSize: 100, maxBuffered: 1024 * 1024, maxHeld: 1000, maxTotalBuffered: 64 * 1024 * 1024 };
 
 export interface AppDeps {
   db: Db;
@@ -90,8 +99,16 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   });
   // Sends the webhook outbox; woken by the hub, polls as a fallback. Safe in every instance (leases).
   const webhooks = new WebhookWorker({ db, events, retryBaseMs: config.webhookRetryBaseMs, timeoutMs: config.webhookTimeoutMs, log: app.log });
+  const streams = new EventStreams(events, {
+    ...SSE_LIMITS,
+    keepAliveMs: config.sseKeepAliveSec * 1000,
+    readPage: (users) => (after, limit) => eventsAfter(db, after, users, limit),
+    onOpen: () => metrics.sseClients.inc(),
+    onClose: () => metrics.sseClients.dec(),
+    onCut: (reason) => app.log.info({ reason }, 'event stream cut off'),
+  });
   const secret = await tokenSecret(db, config.tokenSecret);
-  const ck: Context = { config, db, clock, states, keys, coalescer, events, metrics, webhooks, tokenSecret: secret };
+  const ck: Context = { config, db, clock, states, keys, coalescer, events, streams, metrics, webhooks, tokenSecret: secret };
   app.decorate('ck', ck);
 
   app.addSchema(Problem);
@@ -120,6 +137,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     done();
   });
   app.addHook('onClose', async () => {
+    streams.stop();
     await webhooks.stop();
     await coalescer.stop().catch((err) => app.log.error({ err }, 'final heartbeat flush failed'));
     await events.stop();

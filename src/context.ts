@@ -2,6 +2,7 @@ import type { KeyVerifier } from './auth/keys.js';
 import type { Config } from './config.js';
 import type { Db } from './db/types.js';
 import type { EventHub } from './events/hub.js';
+import type { EventStreams } from './events/streams.js';
 import type { Coalescer } from './liveness/coalescer.js';
 import type { Metrics } from './metrics.js';
 import type { StateRegistry } from './states/registry.js';
@@ -17,6 +18,8 @@ export interface Context {
   keys: KeyVerifier;
   coalescer: Coalescer;
   events: EventHub;
+  /** The Server-Sent Events streams open on this instance. */
+  streams: EventStreams;
   webhooks: WebhookWorker;
   metrics: Metrics;
   /** HS256 secret for per-user tokens: CK_TOKEN_SECRET, or the one generated and kept in the database. */

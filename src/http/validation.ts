@@ -13,7 +13,32 @@ const strict = addFormats(new Ajv({ ...common, coerceTypes: false }));
 const coercing = addFormats(new Ajv({ ...common, coerceTypes: 'array' }));
 
 export function registerValidation(app: FastifyInstance): void {
-  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? strict : coercing).compile(schema as FastifySchema & object));
+  app.setValidatorCompiler(({ schema, httpPart }) => {
+    if (httpPart === 'body') return strict.compile(schema as FastifySchema & object);
+    return decimalNumbers(schema as TSchema, coercing.compile(schema as FastifySchema & object));
+  });
+}
+
+const DECIMAL = /^-?\d+(\.\d+)?$/;
+
+/**
+ * Numbers in query strings and paths are decimal: Ajv's coercion would take `0x10`, `1e3` or ` 5` as
+ * numbers (it uses JavaScript's Number()). Such text is replaced by a value no number schema accepts, so
+ * the validator answers with its usual 422 at that field.
+ */
+function decimalNumbers(schema: TSchema, validate: ((data: unknown) => boolean) & { errors?: unknown }) {
+  const props = (schema as { properties?: Record<string, { type?: string }> }).properties ?? {};
+  const numeric = Object.keys(props).filter((k) => props[k]!.type === 'integer' || props[k]!.type === 'number');
+  if (numeric.length === 0) return validate;
+  const checked = (data: unknown) => {
+    const obj = data as Record<string, unknown> | null;
+    if (obj && typeof obj === 'object') {
+      for (const k of numeric) if (typeof obj[k] === 'string' && !DECIMAL.test(obj[k] as string)) obj[k] = { not: 'a decimal number' };
+    }
+    return validate(data);
+  };
+  // Fastify reads the errors off the function it was given.
+  return Object.defineProperty(checked, 'errors', { get: () => validate.errors });
 }
 
 /** A route's body schema compiled exactly as the router compiles it (the heartbeat lane validates with it). */

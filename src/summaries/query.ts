@@ -1,4 +1,4 @@
-import type { Queryable } from '../db/types.js';
+import type { Db, Queryable } from '../db/types.js';
 import { userTimezones } from '../users/settings.js';
 import { buildSummary, datesBetween, type UserSummary } from './report.js';
 import { type DayRow, summaryRows } from './sql.js';
@@ -39,6 +39,22 @@ export async function summarize(db: Queryable, users: string[], q: SummaryReques
     for (const u of group) out.set(u, buildSummary(u, tz, q.from, q.to, q.dayStart, byUser.get(u) ?? [], dates));
   }
   return users.map((u) => out.get(u)!);
+}
+
+/**
+ * User-days per chunk of a team report. PGlite runs each query on ck's own thread, so its chunks are
+ * smaller: a query there blocks every other request while it runs (docs/performance.md).
+ */
+const CHUNK_USER_DAYS = { postgres: 10_000, pglite: 3_000 };
+
+/**
+ * Summaries for many users, a chunk at a time: each chunk holds a bounded number of user-days, so one
+ * query and the JSON built from it stay small, however long the range or large the page (a team report
+ * over a year is streamed, not built whole).
+ */
+export async function* summarizeInChunks(db: Db, users: string[], q: SummaryRequest): AsyncGenerator<UserSummary[]> {
+  const perChunk = Math.max(1, Math.floor(CHUNK_USER_DAYS[db.kind] / datesBetween(q.from, q.to).length));
+  for (let i = 0; i < users.length; i += perChunk) yield await summarize(db, users.slice(i, i + perChunk), q);
 }
 
 /** A page of all users (for team reports), in user_id order after `after`. */

@@ -64,13 +64,15 @@ export function buildSummary(
 
 const csvField = (v: string) => (/[",\n\r]/.test(v) || /^[=+\-@]/.test(v) ? `"${v.replace(/"/g, '""').replace(/^([=+\-@])/, "'$1")}"` : v);
 
-/** Long-format CSV: one line per user, date and state. Formula-looking cells are neutralized. */
-export function toCsv(summaries: UserSummary[]): string {
-  const lines = ['user_id,date,tz,state,seconds'];
+export const CSV_HEADER = 'user_id,date,tz,state,seconds\r\n';
+
+/** Long-format CSV rows (no header): one line per user, date and state. Formula-looking cells are neutralized. */
+export function csvRows(summaries: UserSummary[]): string {
+  const lines: string[] = [];
   for (const s of summaries) {
     for (const d of s.days) {
-      for (const [state, sec] of Object.entries(d.seconds)) lines.push([csvField(s.user_id), d.date, s.tz, state, String(sec)].join(','));
+      for (const [state, sec] of Object.entries(d.seconds)) lines.push(`${[csvField(s.user_id), d.date, s.tz, state, String(sec)].join(',')}\r\n`);
     }
   }
-  return `${lines.join('\r\n')}\r\n`;
+  return lines.join('');
 }

@@ -30,7 +30,20 @@ export interface Delivery {
 type Row<T> = Omit<T, 'created_at'> & { created_at: number };
 
 const WEBHOOK_COLUMNS = `id::text, url, user_ids, states, ck_ms(created_at) AS created_at`;
-const toWebhook = (r: Row<Webhook>): Webhook => ({ ...r, created_at: iso(r.created_at) });
+/** A URL as ck shows it: credentials, should an old row hold any, never leave the database. */
+export function redactUrl(raw: string): string {
+  try {
+    const u = new URL(raw);
+    if (!u.username && !u.password) return raw;
+    u.username = '***';
+    u.password = '';
+    return u.href;
+  } catch {
+    return raw;
+  }
+}
+
+const toWebhook = (r: Row<Webhook>): Webhook => ({ ...r, url: redactUrl(r.url), created_at: iso(r.created_at) });
 
 /** A new signing secret: `whsec_` and 32 random bytes, base64url. The whole string is the HMAC key. */
 export const newSecret = () => `whsec_${randomBytes(32).toString('base64url')}`;

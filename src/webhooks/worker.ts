@@ -205,5 +205,7 @@ function describe(err: unknown): string {
   if (err instanceof AttemptTimeout) return err.message;
   const e = err as { message?: string; cause?: { code?: string; message?: string } };
   const cause = e?.cause?.code ?? e?.cause?.message;
-  return (cause ? `${e.message}: ${cause}` : String(e?.message ?? err)).slice(0, 500);
+  const text = cause ? `${e.message}: ${cause}` : String(e?.message ?? err);
+  // Shown by GET /webhooks/:id/deliveries: never the credentials of a URL the message may quote.
+  return text.replace(/\/\/[^/@\s]*@/g, '//***@').slice(0, 500);
 }

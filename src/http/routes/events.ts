@@ -1,19 +1,45 @@
-import type { OutgoingHttpHeaders } from 'node:http';
+import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import { Type } from '@sinclair/typebox';
-import { eventsAfter, type StateEvent } from '../../events/event.js';
+import type { Sink } from '../../events/stream.js';
 import { ERRORS } from '../errors.js';
 import { errorResponses, UserId } from '../schemas.js';
 import type { App } from '../types.js';
 
-/** A client whose unsent output passes this is cut off (bounded server memory). */
-export const SSE_MAX_BUFFER = 1024 * 1024;
+/**
+ * A response as a stream sink. Bytes pile up in the socket (the response hands them over at once and,
+ * once ended, lets go of the socket), so the socket is what is measured, waited on and destroyed.
+ */
+function socketSink(res: ServerResponse, socket: Socket): Sink {
+  return {
+    write: (chunk) => void res.write(chunk),
+    get buffered() {
+      return socket.writableLength;
+    },
+    drained: () => new Promise<void>((resolve) => {
+      if (socket.writableLength === 0 || socket.destroyed) return resolve();
+      const done = () => {
+        socket.off('drain', done);
+        socket.off('close', done);
+        resolve();
+      };
+      socket.on('drain', done);
+      socket.on('close', done);
+    }),
+    end: () => void res.end(),
+    destroy: () => void socket.destroy(),
+    get closed() {
+      return socket.destroyed || res.writableEnded;
+    },
+  };
+}
 
 export default async function events(app: App) {
-  const { db, events: hub, config, metrics } = app.ck;
-  // Open streams, ended on shutdown so app.close() does not wait for clients to hang up.
-  const open = new Set<() => void>();
-  app.addHook('preClose', async () => {
-    for (const end of open) end();
+  const { streams } = app.ck;
+  // Streams end on shutdown so app.close() does not wait for clients to hang up.
+  app.addHook('preClose', (done) => {
+    streams.endAll();
+    done();
   });
 
   app.get('/events', {
@@ -30,75 +56,27 @@ export default async function events(app: App) {
     },
   }, async (req, reply) => {
     const q = req.query as { user_id?: string[]; last_event_id?: string };
-    const users = q.user_id;
-    const filter = users ? new Set(users) : undefined;
     const lastId = (req.headers['last-event-id'] as string | undefined) || q.last_event_id;
     if (lastId !== undefined && BigInt(lastId) > 9223372036854775807n) {
       throw ERRORS.invalid(req.headers['last-event-id'] ? 'headers' : 'querystring', '/last_event_id', 'is larger than any event id');
     }
-
-    // Subscribe before replaying so nothing falls between the two; live events wait in `held`. The hub
-    // may deliver an event late, even after the replay went out: an id the client already has (up to
-    // Last-Event-ID) or the replay sent is never sent again.
-    const known = lastId === undefined ? undefined : BigInt(lastId);
-    let held: StateEvent[] | undefined = [];
-    let replayed: Set<string> | undefined = new Set();
-    const res = reply.raw;
-    let closed = false;
-    const send = (e: StateEvent) => {
-      if (closed || (filter && !filter.has(e.user_id))) return;
-      if (held) return void held.push(e);
-      if ((known !== undefined && BigInt(e.id) <= known) || replayed?.has(e.id)) return;
-      res.write(`id: ${e.id}\nevent: state\ndata: ${JSON.stringify(e)}\n\n`);
-      if (res.writableLength > SSE_MAX_BUFFER) {
-        res.write(`event: error\ndata: ${JSON.stringify({ reason: 'client too slow: buffer limit exceeded; reconnect with Last-Event-ID' })}\n\n`);
-        end();
-      }
-    };
-    const unsubscribe = hub.subscribe(send);
-    const keepAlive = setInterval(() => !closed && res.write(': keep-alive\n\n'), config.sseKeepAliveSec * 1000);
-    // Late deliveries come within moments of the replay; then the replayed ids are dropped.
-    const forgetReplay = setTimeout(() => (replayed = undefined), 60_000).unref();
-    const end = () => {
-      if (closed) return;
-      closed = true;
-      open.delete(end);
-      clearInterval(keepAlive);
-      clearTimeout(forgetReplay);
-      unsubscribe();
-      metrics.sseClients.dec();
-      res.end();
-    };
-    req.raw.on('close', end);
-    open.add(end);
-    metrics.sseClients.inc();
-
-    let replay: StateEvent[] = [];
-    try {
-      if (lastId !== undefined) {
-        // Bounded replay; a client further behind reconnects again from the last id it got.
-        replay = await eventsAfter(db, lastId, users, 10_000);
-      }
-    } catch (err) {
-      end();
-      throw err;
-    }
     reply.hijack();
+    const res = reply.raw;
+    const socket = res.socket!;
     res.writeHead(200, {
       ...(reply.getHeaders() as OutgoingHttpHeaders), // CORS, security and rate-limit headers from earlier hooks
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-cache, no-store',
       connection: 'keep-alive',
       'x-accel-buffering': 'no',
-      'x-request-id': req.id,
     });
     res.write(`retry: 2000\n: connected\n\n`);
-    const pending = held;
-    held = undefined;
-    for (const e of replay) {
-      send(e);
-      replayed?.add(e.id);
-    }
-    for (const e of pending) send(e);
+    const sink = socketSink(res, socket);
+    socket.on('close', () => streams.closeSink(sink));
+    streams.open(sink, q.user_id, lastId).catch((err) => {
+      req.log.warn({ err }, 'event replay failed');
+      sink.write(`event: error\ndata: ${JSON.stringify({ reason: 'the database is unavailable; reconnect with Last-Event-ID' })}\n\n`);
+      sink.end();
+    });
   });
 }

@@ -1,7 +1,8 @@
+import { Readable } from 'node:stream';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { Type } from '@sinclair/typebox';
-import type { FastifyReply } from 'fastify';
-import { type SummaryRequest, summarize, userPage } from '../../summaries/query.js';
-import { toCsv, type UserSummary } from '../../summaries/report.js';
+import { type SummaryRequest, summarize, summarizeInChunks, userPage } from '../../summaries/query.js';
+import { CSV_HEADER, csvRows, type UserSummary } from '../../summaries/report.js';
 import { userExists } from '../../users/settings.js';
 import { isTimezone } from '../../users/timezones.js';
 import { ERRORS } from '../errors.js';
@@ -19,6 +20,7 @@ const UserSummarySchema = Type.Object({
   days: Type.Array(Day), totals: Seconds, total_seconds: Type.Number(),
 });
 const isCursor = (v: unknown[]): v is [string] => v.length === 1 && typeof v[0] === 'string';
+const CSV = 'text/csv; charset=utf-8';
 
 interface Query {
   user_id?: string;
@@ -46,13 +48,31 @@ export default async function summaries(app: App) {
     return { from: q.from, to: q.to, tz: q.tz, dayStart: q.day_start, nowMs: clock.now(), timeoutSec: config.heartbeatTimeoutSec };
   }
 
-  // Not the schema serializer: fast-json-stringify is several times slower on the state-keyed records
-  // (a 10,000-user page: ~90 ms against ~15 ms).
-  const send = (reply: FastifyReply, q: Query, body: object, list: UserSummary[], next?: string | null) => {
-    if (q.format !== 'csv') return sendJson(reply, JSON.stringify(body));
-    if (next) reply.header('x-next-cursor', next);
-    return reply.type('text/csv; charset=utf-8').send(toCsv(list));
-  };
+  /**
+   * A team page as a stream: built and written a chunk of users at a time, each chunk only once the
+   * client has taken the last (stream back-pressure), with the event loop free between chunks. Memory and
+   * event-loop time per step stay small however large the report (docs/performance.md). A failure after
+   * the first byte aborts the connection: the client sees a truncated body, never a wrong one.
+   */
+  async function* teamBody(chunks: AsyncGenerator<UserSummary[]>, q: Query, next: string | null): AsyncGenerator<string> {
+    if (q.format === 'csv') yield CSV_HEADER;
+    else yield '{"users":[';
+    let first = true;
+    for await (const list of chunks) {
+      if (q.format === 'csv') yield csvRows(list);
+      else {
+        // Not the schema serializer: fast-json-stringify is several times slower on the state-keyed records.
+        let text = '';
+        for (const summary of list) {
+          text += (first ? '' : ',') + JSON.stringify(summary);
+          first = false;
+        }
+        yield text;
+      }
+      await yieldToLoop();
+    }
+    if (q.format !== 'csv') yield `],"next_cursor":${JSON.stringify(next)}}`;
+  }
 
   app.get('/summaries', {
     // A per-user token asking for "everyone" gets its own user.
@@ -80,11 +100,13 @@ export default async function summaries(app: App) {
     if (q.user_id !== undefined) {
       if (!(await userExists(db, q.user_id))) throw ERRORS.userNotFound(q.user_id);
       const [summary] = await summarize(db, [q.user_id], request);
-      return send(reply, q, summary!, [summary!]);
+      if (q.format === 'csv') return reply.type(CSV).send(CSV_HEADER + csvRows([summary!]));
+      return sendJson(reply, JSON.stringify(summary));
     }
     const users = await userPage(db, decodeCursor(q.cursor, isCursor)?.[0], q.limit);
-    const list = users.length ? await summarize(db, users, request) : [];
     const next = users.length === q.limit ? encodeCursor([users[users.length - 1]]) : null;
-    return send(reply, q, { users: list, next_cursor: next }, list, next);
+    if (next && q.format === 'csv') reply.header('x-next-cursor', next);
+    const body = Readable.from(teamBody(summarizeInChunks(db, users, request), q, next), { objectMode: false, highWaterMark: 256 * 1024 });
+    return reply.type(q.format === 'csv' ? CSV : 'application/json; charset=utf-8').send(body);
   });
 }
