@@ -96,18 +96,17 @@ export function startNaive(backend: Backend): Promise<Proc> {
 }
 
 /**
- * `SELECT * FROM ck_record_checkpoint(...)` (via recordCheckpoint, ck's own call) from `concurrency`
+ * `ck_record_checkpoints` for one row at a time (via recordCheckpoint, ck's own call) from `concurrency`
  * workers on one pool. Each worker owns 16 users and alternates their state, so every call is a change.
  */
 export async function checkpointCeiling(db: Db, backend: Backend, concurrency: number, durationSec: number): Promise<LoopResult & { unchanged: number }> {
   let unchanged = 0;
   const result = await closedLoop(concurrency, durationSec, 1, async (w, i) => {
     const now = Date.now();
-    const row = await recordCheckpoint(db, {
-      userId: `sql_${w}_${i % 16}`, state: Math.floor(i / 16) % 2 ? 'Online' : 'Away', ts: now, now,
-      timeoutSec: backend.config.heartbeatTimeoutSec,
-    });
-    if (!row.changed) unchanged++;
+    const r = await recordCheckpoint(db, {
+      userId: `sql_${w}_${i % 16}`, state: Math.floor(i / 16) % 2 ? 'Online' : 'Away', ts: now,
+    }, now, backend.config.heartbeatTimeoutSec);
+    if (r.status !== 'stored') unchanged++;
   });
   return { ...result, unchanged };
 }

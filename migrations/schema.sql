@@ -24,11 +24,10 @@ CREATE TABLE checkpoints (
 );
 CREATE INDEX checkpoints_ts ON checkpoints USING btree (ts, id);
 CREATE INDEX checkpoints_user_ts ON checkpoints USING btree (user_id, ts, id);
-CREATE TRIGGER checkpoints_notify AFTER INSERT ON checkpoints REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ck_notify_checkpoints();
+CREATE TRIGGER checkpoints_events AFTER INSERT ON checkpoints REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ck_log_events();
 CREATE TRIGGER checkpoints_state_check AFTER INSERT ON checkpoints REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ck_check_checkpoint_states();
 CREATE TRIGGER checkpoints_summaries_del AFTER DELETE ON checkpoints REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ck_summaries_invalidate();
 CREATE TRIGGER checkpoints_summaries_ins AFTER INSERT ON checkpoints REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ck_summaries_invalidate();
-CREATE TRIGGER checkpoints_webhooks AFTER INSERT ON checkpoints REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ck_webhooks_enqueue();
 
 CREATE TABLE ck_migrations (
   id integer NOT NULL,
@@ -43,6 +42,23 @@ CREATE TABLE ck_settings (
   created_at timestamp with time zone DEFAULT now() NOT NULL,
   CONSTRAINT ck_settings_pkey PRIMARY KEY (name)
 );
+
+CREATE TABLE events (
+  id bigint NOT NULL,
+  xid xid8 DEFAULT pg_current_xact_id() NOT NULL,
+  user_id text NOT NULL,
+  state text NOT NULL,
+  previous_state text,
+  ts timestamp with time zone NOT NULL,
+  source text NOT NULL,
+  content jsonb,
+  created_at timestamp with time zone DEFAULT now() NOT NULL,
+  CONSTRAINT events_pkey PRIMARY KEY (id)
+);
+CREATE INDEX events_created ON events USING btree (created_at);
+CREATE INDEX events_position ON events USING btree (xid, id);
+CREATE INDEX events_user_position ON events USING btree (user_id, xid, id);
+CREATE TRIGGER events_webhooks AFTER INSERT ON events REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ck_webhooks_enqueue();
 
 CREATE TABLE job_runs (
   id bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
@@ -101,6 +117,7 @@ CREATE TABLE user_sessions (
   last_heartbeat timestamp with time zone NOT NULL,
   updated_at timestamp with time zone DEFAULT now() NOT NULL,
   expiry_bucket timestamp with time zone GENERATED ALWAYS AS (date_bin('00:00:10'::interval, last_heartbeat, '1970-01-01 00:00:00+00'::timestamp with time zone)) STORED,
+  event_xid xid8,
   CONSTRAINT user_sessions_pkey PRIMARY KEY (user_id)
 ) WITH (fillfactor=50);
 CREATE INDEX user_sessions_expiry ON user_sessions USING btree (expiry_bucket) WHERE (current_state <> 'Offline'::text);
@@ -116,7 +133,7 @@ CREATE TABLE user_settings (
 CREATE TABLE webhook_deliveries (
   id bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
   webhook_id bigint NOT NULL,
-  checkpoint_id bigint NOT NULL,
+  event_id bigint NOT NULL,
   user_id text NOT NULL,
   event jsonb NOT NULL,
   status text DEFAULT 'pending'::text NOT NULL,
@@ -129,14 +146,14 @@ CREATE TABLE webhook_deliveries (
   created_at timestamp with time zone DEFAULT now() NOT NULL,
   CONSTRAINT webhook_deliveries_pkey PRIMARY KEY (id),
   CONSTRAINT webhook_deliveries_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'delivered'::text, 'failed'::text]))),
-  CONSTRAINT webhook_deliveries_webhook_id_checkpoint_id_key UNIQUE (webhook_id, checkpoint_id),
+  CONSTRAINT webhook_deliveries_webhook_id_event_id_key UNIQUE (webhook_id, event_id),
   CONSTRAINT webhook_deliveries_webhook_id_fkey FOREIGN KEY (webhook_id) REFERENCES webhooks(id) ON DELETE CASCADE
 );
 CREATE INDEX webhook_deliveries_by_hook ON webhook_deliveries USING btree (webhook_id, next_attempt_at, id) WHERE (status = 'pending'::text);
 CREATE INDEX webhook_deliveries_created ON webhook_deliveries USING btree (created_at);
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries USING btree (next_attempt_at) WHERE (status = 'pending'::text);
 CREATE INDEX webhook_deliveries_leased ON webhook_deliveries USING btree (webhook_id) WHERE ((status = 'pending'::text) AND (locked_until IS NOT NULL));
-CREATE INDEX webhook_deliveries_queue ON webhook_deliveries USING btree (webhook_id, user_id, checkpoint_id) WHERE (status = 'pending'::text);
+CREATE INDEX webhook_deliveries_queue ON webhook_deliveries USING btree (webhook_id, user_id, event_id) WHERE (status = 'pending'::text);
 
 CREATE TABLE webhooks (
   id bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
@@ -186,6 +203,16 @@ BEGIN
   END LOOP;
   RETURN cardinality(v_users);
 END $function$;
+
+CREATE OR REPLACE FUNCTION ck_batch_rows(p_users text[], p_states text[], p_ts timestamp with time zone[], p_contents jsonb[])
+ RETURNS TABLE(ord integer, user_id text, state text, ts timestamp with time zone, content jsonb, round integer, known boolean)
+ LANGUAGE sql
+ STABLE
+AS $function$
+  SELECT i.ord::integer, i.u, i.s, i.t, i.c, (row_number() OVER (PARTITION BY i.u ORDER BY i.ord))::integer,
+         EXISTS (SELECT 1 FROM state_types st WHERE st.name = i.s)
+    FROM unnest(p_users, p_states, p_ts, p_contents) WITH ORDINALITY AS i(u, s, t, c, ord)
+$function$;
 
 CREATE OR REPLACE FUNCTION ck_check_checkpoint_states()
  RETURNS trigger
@@ -265,13 +292,12 @@ AS $function$
   SELECT CASE WHEN ck_expired_at(p_state, p_since, p_last_heartbeat, p_at, p_timeout) IS NULL THEN p_state ELSE 'Offline' END
 $function$;
 
-CREATE OR REPLACE FUNCTION ck_events(p_ids bigint[])
- RETURNS TABLE(id bigint, user_id text, state text, previous_state text, ts timestamp with time zone, source text, content jsonb)
+CREATE OR REPLACE FUNCTION ck_event_frontier()
+ RETURNS xid8
  LANGUAGE sql
  STABLE
 AS $function$
-  SELECT c.id, c.user_id, c.state, ck_previous_state(c.user_id, c.ts, c.id), c.ts, c.source, c.content
-    FROM checkpoints c WHERE c.id = ANY(p_ids) ORDER BY c.id
+  SELECT pg_snapshot_xmin(pg_current_snapshot())
 $function$;
 
 CREATE OR REPLACE FUNCTION ck_expired_at(p_state text, p_since timestamp with time zone, p_last_heartbeat timestamp with time zone, p_at timestamp with time zone, p_timeout interval)
@@ -379,24 +405,22 @@ AS $function$
    WHERE least(a.e, p_to, p_now) > greatest(a.s, p_from)
 $function$;
 
-CREATE OR REPLACE FUNCTION ck_lock_session(p_user text, p_now timestamp with time zone, p_timeout interval)
- RETURNS user_sessions
+CREATE OR REPLACE FUNCTION ck_log_events()
+ RETURNS trigger
  LANGUAGE plpgsql
 AS $function$
-DECLARE
-  v_s user_sessions;
-  v_expired timestamptz;
 BEGIN
-  -- A placeholder row (never visible outside this transaction) gives new users a row to lock.
-  INSERT INTO user_sessions (user_id, current_state, state_since, last_heartbeat)
-  VALUES (p_user, 'Offline', '-infinity', '-infinity') ON CONFLICT (user_id) DO NOTHING;
-  SELECT * INTO v_s FROM user_sessions s WHERE s.user_id = p_user FOR UPDATE;
-  v_expired := ck_expired_at(v_s.current_state, v_s.state_since, v_s.last_heartbeat, p_now, p_timeout);
-  IF v_expired IS NOT NULL THEN
-    PERFORM ck_place_checkpoint(p_user, 'Offline', v_expired, NULL, 'timeout', p_now);
-    v_s := ck_sync_session(p_user, '-infinity');
+  IF EXISTS (SELECT 1 FROM user_sessions s
+              WHERE s.user_id IN (SELECT n.user_id FROM new_rows n) AND s.event_xid > pg_current_xact_id()) THEN
+    RAISE EXCEPTION 'a later transaction wrote events of the same user first; retry'
+      USING ERRCODE = 'serialization_failure';
   END IF;
-  RETURN v_s;
+  UPDATE user_sessions s SET event_xid = pg_current_xact_id()
+   WHERE s.user_id IN (SELECT n.user_id FROM new_rows n) AND s.event_xid IS DISTINCT FROM pg_current_xact_id();
+  INSERT INTO events (id, user_id, state, previous_state, ts, source, content)
+  SELECT n.id, n.user_id, n.state, ck_previous_state(n.user_id, n.ts, n.id), n.ts, n.source, n.content
+    FROM new_rows n ORDER BY n.id;
+  RETURN NULL;
 END $function$;
 
 CREATE OR REPLACE FUNCTION ck_ms(t timestamp with time zone)
@@ -407,48 +431,6 @@ AS $function$
   SELECT round(extract(epoch FROM t) * 1000)::float8
 $function$;
 
-CREATE OR REPLACE FUNCTION ck_notify_checkpoints()
- RETURNS trigger
- LANGUAGE plpgsql
-AS $function$
-DECLARE
-  v_ids text;
-BEGIN
-  FOR v_ids IN
-    SELECT string_agg(id::text, ',' ORDER BY id) FROM (
-      SELECT id, (row_number() OVER (ORDER BY id) - 1) / 500 AS chunk FROM new_rows
-    ) x GROUP BY chunk
-  LOOP
-    PERFORM pg_notify('ck_events_' || current_schema(), v_ids);
-  END LOOP;
-  RETURN NULL;
-END $function$;
-
-CREATE OR REPLACE FUNCTION ck_place_checkpoint(p_user text, p_state text, p_ts timestamp with time zone, p_content jsonb, p_source text, p_received timestamp with time zone)
- RETURNS checkpoints
- LANGUAGE plpgsql
-AS $function$
-DECLARE
-  v_prev text;
-  v_next checkpoints;
-  v_row checkpoints;
-BEGIN
-  SELECT c.state INTO v_prev FROM checkpoints c
-   WHERE c.user_id = p_user AND c.ts <= p_ts ORDER BY c.ts DESC, c.id DESC LIMIT 1;
-  IF v_prev IS NOT DISTINCT FROM p_state THEN
-    RETURN NULL;
-  END IF;
-  INSERT INTO checkpoints (user_id, state, ts, content, source, received_at)
-  VALUES (p_user, p_state, p_ts, p_content, p_source, p_received)
-  RETURNING * INTO v_row;
-  SELECT * INTO v_next FROM checkpoints c
-   WHERE c.user_id = p_user AND c.ts > p_ts ORDER BY c.ts, c.id LIMIT 1;
-  IF v_next.state = p_state THEN
-    DELETE FROM checkpoints c WHERE c.id = v_next.id;
-  END IF;
-  RETURN v_row;
-END $function$;
-
 CREATE OR REPLACE FUNCTION ck_previous_state(p_user text, p_ts timestamp with time zone, p_id bigint)
  RETURNS text
  LANGUAGE sql
@@ -456,6 +438,16 @@ CREATE OR REPLACE FUNCTION ck_previous_state(p_user text, p_ts timestamp with ti
 AS $function$
   SELECT p.state FROM checkpoints p WHERE p.user_id = p_user AND (p.ts, p.id) < (p_ts, p_id)
    ORDER BY p.ts DESC, p.id DESC LIMIT 1
+$function$;
+
+CREATE OR REPLACE FUNCTION ck_prune_events(p_keep interval, p_limit integer DEFAULT 50000)
+ RETURNS integer
+ LANGUAGE sql
+AS $function$
+  WITH gone AS (
+    DELETE FROM events WHERE id IN (SELECT e.id FROM events e WHERE e.created_at < now() - p_keep ORDER BY e.created_at LIMIT p_limit)
+    RETURNING 1)
+  SELECT count(*)::integer FROM gone
 $function$;
 
 CREATE OR REPLACE FUNCTION ck_prune_job_runs(p_before timestamp with time zone, p_batch integer)
@@ -481,22 +473,69 @@ AS $function$
   SELECT count(*)::integer FROM gone
 $function$;
 
-CREATE OR REPLACE FUNCTION ck_record_checkpoint(p_user text, p_state text, p_ts timestamp with time zone, p_content jsonb, p_now timestamp with time zone, p_timeout interval)
- RETURNS TABLE(id bigint, user_id text, state text, ts timestamp with time zone, content jsonb, source text, received_at timestamp with time zone, changed boolean, previous_state text)
+CREATE OR REPLACE FUNCTION ck_record_checkpoints(p_users text[], p_states text[], p_ts timestamp with time zone[], p_contents jsonb[], p_now timestamp with time zone, p_timeout interval)
+ RETURNS TABLE(ord integer, status text, id bigint, state text, ts timestamp with time zone, content jsonb, received_at timestamp with time zone, previous_state text)
  LANGUAGE plpgsql
 AS $function$
 DECLARE
-  v_row checkpoints;
+  v_users text[];
+  v_rounds integer;
 BEGIN
-  PERFORM ck_lock_session(p_user, p_now, p_timeout);
-  v_row := ck_place_checkpoint(p_user, p_state, p_ts, p_content, 'client', p_now);
-  PERFORM ck_sync_session(p_user, p_now);
-  IF v_row.id IS NULL THEN
-    RETURN QUERY SELECT NULL::bigint, p_user, p_state, p_ts, p_content, 'client'::text, p_now, false, NULL::text;
-  ELSE
-    RETURN QUERY SELECT v_row.id, v_row.user_id, v_row.state, v_row.ts, v_row.content, v_row.source,
-                        v_row.received_at, true, ck_previous_state(p_user, v_row.ts, v_row.id);
+  RETURN QUERY SELECT b.ord, 'unknown_state'::text, NULL::bigint, b.state, b.ts, b.content, p_now, NULL::text
+    FROM ck_batch_rows(p_users, p_states, p_ts, p_contents) b WHERE NOT b.known;
+  SELECT array_agg(DISTINCT b.user_id ORDER BY b.user_id), max(b.round) INTO v_users, v_rounds
+    FROM ck_batch_rows(p_users, p_states, p_ts, p_contents) b WHERE b.known;
+  IF v_users IS NULL THEN
+    RETURN;
   END IF;
+
+  -- Lock every user's session row in user_id order (a placeholder, never visible outside this
+  -- transaction, for new users), so concurrent batches cannot deadlock.
+  INSERT INTO user_sessions (user_id, current_state, state_since, last_heartbeat)
+  SELECT u, 'Offline', '-infinity', '-infinity' FROM unnest(v_users) AS u ORDER BY 1
+  ON CONFLICT (user_id) DO NOTHING;
+  PERFORM 1 FROM user_sessions s WHERE s.user_id = ANY (v_users) ORDER BY s.user_id FOR UPDATE;
+
+  -- The Offline a missed sweep owes, before anything of this batch.
+  INSERT INTO checkpoints (user_id, state, ts, source, received_at)
+  SELECT x.user_id, 'Offline', x.at, 'timeout', p_now FROM (
+    SELECT s.user_id, ck_expired_at(s.current_state, s.state_since, s.last_heartbeat, p_now, p_timeout) AS at
+      FROM user_sessions s WHERE s.user_id = ANY (v_users)) x
+   WHERE x.at IS NOT NULL;
+
+  FOR r IN 1..v_rounds LOOP
+    -- Each row against the state in force at its ts: written only when it differs; a row it places before
+    -- a later one of the same state makes that later one redundant (as ck_place_checkpoint does).
+    RETURN QUERY
+    WITH input AS (
+      SELECT b.*, (SELECT c.state FROM checkpoints c WHERE c.user_id = b.user_id AND c.ts <= b.ts
+                    ORDER BY c.ts DESC, c.id DESC LIMIT 1) AS prev
+        FROM ck_batch_rows(p_users, p_states, p_ts, p_contents) b WHERE b.known AND b.round = r
+    ), ins AS (
+      INSERT INTO checkpoints (user_id, state, ts, content, source, received_at)
+      SELECT i.user_id, i.state, i.ts, i.content, 'client', p_now FROM input i
+       WHERE i.prev IS DISTINCT FROM i.state ORDER BY i.ord
+      RETURNING checkpoints.id, checkpoints.user_id
+    ), redundant AS (
+      DELETE FROM checkpoints c USING input i, ins n
+       WHERE n.user_id = i.user_id AND c.user_id = i.user_id AND c.state = i.state
+         AND c.id = (SELECT c2.id FROM checkpoints c2 WHERE c2.user_id = i.user_id AND c2.ts > i.ts
+                      ORDER BY c2.ts, c2.id LIMIT 1)
+      RETURNING c.id
+    )
+    SELECT i.ord, CASE WHEN n.id IS NULL THEN 'unchanged' ELSE 'stored' END, n.id, i.state, i.ts, i.content, p_now,
+           CASE WHEN n.id IS NULL THEN NULL ELSE i.prev END
+      FROM input i LEFT JOIN ins n ON n.user_id = i.user_id, (SELECT count(*) FROM redundant) AS done;
+  END LOOP;
+
+  -- Sessions follow their latest checkpoint; a checkpoint is also a sign of life at its receipt.
+  UPDATE user_sessions s
+     SET current_state = l.state, state_since = l.ts,
+         last_heartbeat = greatest(s.last_heartbeat, p_now), updated_at = now()
+    FROM unnest(v_users) AS u(id)
+    CROSS JOIN LATERAL (SELECT c.state, c.ts FROM checkpoints c WHERE c.user_id = u.id
+                         ORDER BY c.ts DESC, c.id DESC LIMIT 1) l
+   WHERE s.user_id = u.id;
 END $function$;
 
 CREATE OR REPLACE FUNCTION ck_set_timezone(p_user text, p_tz text)
@@ -603,6 +642,7 @@ AS $function$
     SELECT s.ctid AS tid FROM user_sessions s
      WHERE s.current_state <> 'Offline' AND s.expiry_bucket < p_now - p_timeout
        AND ck_expired_at(s.current_state, s.state_since, s.last_heartbeat, p_now, p_timeout) IS NOT NULL
+       AND (s.event_xid IS NULL OR s.event_xid < pg_current_xact_id())
      ORDER BY s.expiry_bucket LIMIT p_limit
        FOR UPDATE SKIP LOCKED
   ), upd AS (
@@ -618,19 +658,6 @@ AS $function$
     RETURNING 1
   )
   SELECT count(*)::integer FROM ins
-$function$;
-
-CREATE OR REPLACE FUNCTION ck_sync_session(p_user text, p_heartbeat timestamp with time zone)
- RETURNS user_sessions
- LANGUAGE sql
-AS $function$
-  UPDATE user_sessions s
-     SET current_state = l.state, state_since = l.ts,
-         last_heartbeat = greatest(s.last_heartbeat, p_heartbeat), updated_at = now()
-    FROM (SELECT c.state, c.ts FROM checkpoints c WHERE c.user_id = p_user
-           ORDER BY c.ts DESC, c.id DESC LIMIT 1) l
-   WHERE s.user_id = p_user
-  RETURNING s.*
 $function$;
 
 CREATE OR REPLACE FUNCTION ck_webhook_claim(p_limit integer, p_lease interval, p_per_webhook integer)
@@ -652,14 +679,12 @@ AS $function$
             AND (x.locked_until IS NULL OR x.locked_until <= now())
             AND NOT EXISTS (SELECT 1 FROM webhook_deliveries o
                              WHERE o.webhook_id = x.webhook_id AND o.user_id = x.user_id
-                               AND o.status = 'pending' AND o.checkpoint_id < x.checkpoint_id)
+                               AND o.status = 'pending' AND o.event_id < x.event_id)
           ORDER BY x.next_attempt_at, x.id
           LIMIT greatest(p_per_webhook - leased.n, 0)
        ) c
        ORDER BY c.next_attempt_at, c.id
        LIMIT p_limit)
-       -- Re-checked on the row it locks: a candidate another instance claimed and committed meanwhile
-       -- fails these and is not claimed twice.
        AND h.status = 'pending' AND h.next_attempt_at <= now() AND (h.locked_until IS NULL OR h.locked_until <= now())
      FOR UPDATE SKIP LOCKED)
   RETURNING d.id, d.webhook_id, w.url, w.secret, d.event, d.attempts
@@ -684,12 +709,12 @@ AS $function$
            next_attempt_at = CASE WHEN b.ok THEN d.next_attempt_at ELSE now() + b.backoff END
       FROM b
      WHERE d.id = b.id AND d.attempts = b.attempts AND d.status = 'pending'
-    RETURNING d.webhook_id, d.user_id, d.checkpoint_id, d.status, d.next_attempt_at
+    RETURNING d.webhook_id, d.user_id, d.event_id, d.status, d.next_attempt_at
   ), queued AS (
     UPDATE webhook_deliveries q SET next_attempt_at = done.next_attempt_at
       FROM done
      WHERE done.status = 'pending' AND q.webhook_id = done.webhook_id AND q.user_id = done.user_id
-       AND q.status = 'pending' AND q.checkpoint_id > done.checkpoint_id
+       AND q.status = 'pending' AND q.event_id > done.event_id
   )
   SELECT min(ck_ms(done.next_attempt_at) - ck_ms(now())) FROM done WHERE done.status = 'pending'
 $function$;
@@ -702,22 +727,18 @@ BEGIN
   IF NOT EXISTS (SELECT 1 FROM webhooks) THEN
     RETURN NULL;
   END IF;
-  INSERT INTO webhook_deliveries (webhook_id, checkpoint_id, user_id, event, next_attempt_at)
+  INSERT INTO webhook_deliveries (webhook_id, event_id, user_id, event, next_attempt_at)
   SELECT w.id, e.id, e.user_id,
          jsonb_build_object('id', e.id::text, 'user_id', e.user_id, 'state', e.state,
                             'previous_state', e.previous_state, 'ts', ck_ms(e.ts), 'source', e.source,
                             'content', e.content),
          greatest(now(), (SELECT q.next_attempt_at FROM webhook_deliveries q
                            WHERE q.webhook_id = w.id AND q.user_id = e.user_id AND q.status = 'pending'
-                           ORDER BY q.checkpoint_id LIMIT 1))
-    FROM ck_events(ARRAY(
-           SELECT n.id FROM new_rows n
-            WHERE EXISTS (SELECT 1 FROM webhooks w
-                           WHERE (w.user_ids IS NULL OR n.user_id = ANY (w.user_ids))
-                             AND (w.states IS NULL OR n.state = ANY (w.states))))) e
+                           ORDER BY q.event_id LIMIT 1))
+    FROM new_rows e
     JOIN webhooks w ON (w.user_ids IS NULL OR e.user_id = ANY (w.user_ids))
                    AND (w.states IS NULL OR e.state = ANY (w.states))
    ORDER BY e.id, w.id
-  ON CONFLICT (webhook_id, checkpoint_id) DO NOTHING;
+  ON CONFLICT (webhook_id, event_id) DO NOTHING;
   RETURN NULL;
 END $function$;

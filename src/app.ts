@@ -23,6 +23,7 @@ import { registerSecurity, requestId } from './http/security.js';
 import type { App } from './http/types.js';
 import { registerValidation } from './http/validation.js';
 import { Coalescer } from './liveness/coalescer.js';
+import { CheckpointWriter } from './checkpoints/writer.js';
 import { Metrics } from './metrics.js';
 import { StateRegistry } from './states/registry.js';
 import { aggregationLagSeconds } from './summaries/sql.js';
@@ -79,23 +80,36 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   await states.load();
   const keys = new KeyVerifier(db);
   const metrics = new Metrics();
+  const events = new EventHub(db, { onError: (err) => app.log.warn({ err }, 'reading the event log failed; will retry') });
+  // Write transactions in flight at once: a few per instance, within the pool (PGlite has one connection).
+  const lanes = db.kind === 'pglite' ? 1 : Math.max(1, Math.min(4, Math.floor(config.poolSize / 2)));
   const coalescer = new Coalescer({
     db,
     clock,
     timeoutSec: config.heartbeatTimeoutSec,
     flushIntervalMs: config.flushIntervalMs,
     chunk: db.kind === 'pglite' ? 500 : 10_000,
+    lanes,
+    onCommit: () => events.wake(),
+    onBatch: (kind, n, ms) => metrics.observeBatch(kind, n, ms),
     onFlush: metrics.observeFlush,
     onError: (err) => app.log.warn({ err }, 'heartbeat flush failed; will retry'),
+  });
+  const checkpoints = new CheckpointWriter({
+    db, clock, timeoutSec: config.heartbeatTimeoutSec, lanes,
+    onBatch: (n, ms) => metrics.observeBatch('checkpoints', n, ms),
+    onCommit: (users) => {
+      for (const u of users) coalescer.forget(u);
+      events.wake();
+    },
   });
   metrics.watch(db, coalescer);
   metrics.onScrape(async () => metrics.webhookBacklog.set(await countPending(db)));
   metrics.onScrape(async () => metrics.aggregationLag.set(await aggregationLagSeconds(db, clock.now())));
-  const events = new EventHub(db, (err) => app.log.warn({ err }, 'event delivery failed'));
   await events.start();
   // A state written elsewhere (a client, the sweep, another instance) invalidates the heartbeat cache.
-  events.subscribe((e) => {
-    if (e.source !== 'heartbeat') coalescer.forget(e.user_id);
+  events.subscribe(({ event }) => {
+    if (event.source !== 'heartbeat') coalescer.forget(event.user_id);
   });
   // Sends the webhook outbox; woken by the hub, polls as a fallback. Safe in every instance (leases).
   const webhooks = new WebhookWorker({ db, events, retryBaseMs: config.webhookRetryBaseMs, timeoutMs: config.webhookTimeoutMs, log: app.log });
@@ -108,7 +122,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     onCut: (reason) => app.log.info({ reason }, 'event stream cut off'),
   });
   const secret = await tokenSecret(db, config.tokenSecret);
-  const ck: Context = { config, db, clock, states, keys, coalescer, events, streams, metrics, webhooks, tokenSecret: secret };
+  const ck: Context = { config, db, clock, states, keys, coalescer, checkpoints, events, streams, metrics, webhooks, tokenSecret: secret };
   app.decorate('ck', ck);
 
   app.addSchema(Problem);

@@ -1,4 +1,5 @@
 import type { KeyVerifier } from './auth/keys.js';
+import type { CheckpointWriter } from './checkpoints/writer.js';
 import type { Config } from './config.js';
 import type { Db } from './db/types.js';
 import type { EventHub } from './events/hub.js';
@@ -17,6 +18,8 @@ export interface Context {
   states: StateRegistry;
   keys: KeyVerifier;
   coalescer: Coalescer;
+  /** Client checkpoints, group-committed. */
+  checkpoints: CheckpointWriter;
   events: EventHub;
   /** The Server-Sent Events streams open on this instance. */
   streams: EventStreams;

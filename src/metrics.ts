@@ -74,6 +74,21 @@ export class Metrics {
     name: 'ck_webhook_backlog', help: 'Webhook deliveries waiting to be sent', registers: [this.registry],
   });
 
+  private readonly batchSize = new Histogram({
+    name: 'ck_group_commit_batch_size', help: 'Rows per group-commit batch (one statement, one commit), by writer',
+    labelNames: ['writer'] as const, buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000, 10_000], registers: [this.registry],
+  });
+  private readonly batchDuration = new Histogram({
+    name: 'ck_group_commit_duration_seconds', help: 'Duration of group-commit batches, commit included, by writer',
+    labelNames: ['writer'] as const, buckets: DURATION_BUCKETS, registers: [this.registry],
+  });
+
+  /** A group-commit batch ran (Batcher's onBatch): `checkpoints`, `heartbeats` (writes) or `lookups` (cold reads). */
+  observeBatch(writer: 'checkpoints' | 'heartbeats' | 'lookups', size: number, ms: number): void {
+    this.batchSize.observe({ writer }, size);
+    this.batchDuration.observe({ writer }, ms / 1000);
+  }
+
   private readonly laneServed = new Counter({
     name: 'ck_heartbeat_lane_total', help: 'POST /heartbeat requests answered by the heartbeat lane, ahead of the router',
     registers: [this.registry],

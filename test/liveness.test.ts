@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sqlState } from '../src/db/types.js';
+import { recordCheckpoint } from '../src/checkpoints/record.js';
 import { flushHeartbeats, sweepOffline } from '../src/liveness/heartbeats.js';
 import { BACKENDS, ManualClock, startServer, type TestServer } from './helpers.js';
 
@@ -93,7 +94,7 @@ describe.each(BACKENDS)('liveness (%s)', (backend) => {
     await s.req('POST', '/heartbeat', { user_id: 'flip' }); // buffered
     expect(s.app.ck.coalescer.pendingFor('flip')).toBe(clock.now());
     // Another instance marks the user Offline directly.
-    await s.db.query(`SELECT * FROM ck_record_checkpoint('flip', 'Offline', $1, NULL, $1, '60 seconds')`, [at(clock.now() - 500)]);
+    await recordCheckpoint(s.db, { userId: 'flip', state: 'Offline', ts: clock.now() - 500 }, clock.now() - 500, 60);
     await s.app.ck.coalescer.flush();
     const st = (await s.req('GET', '/status/flip')).body;
     expect(st.state).toBe('Online');
@@ -136,7 +137,7 @@ describe.each(BACKENDS)('liveness (%s)', (backend) => {
       { id: `b_new_${off}`, hb: now - 60_000 + 1 + off, swept: false },
     ]);
     for (const u of users) {
-      await s.db.query(`SELECT * FROM ck_record_checkpoint($1, 'Busy', $2, NULL, $2, '60 seconds')`, [u.id, at(u.hb)]);
+      await recordCheckpoint(s.db, { userId: u.id, state: 'Busy', ts: u.hb }, u.hb, 60);
     }
     await sweepOffline(s.db, 60, now);
     for (const u of users) {

@@ -76,10 +76,10 @@ describe('pg_cron scheduler', () => {
       // Last heartbeat five minutes ago.
       await writeHeartbeats(db, ['cron-user'], [Date.now() - 300_000], 60);
       const names = await installCron(db, testConfig());
-      expect(names).toEqual([`ck-sweep-${db.schema}`, `ck-aggregate-${db.schema}`, `ck-webhook-prune-${db.schema}`]);
+      expect(names).toEqual(['sweep', 'aggregate', 'event-prune', 'webhook-prune'].map((j) => `ck-${j}-${db.schema}`));
       await installCron(db, testConfig()); // idempotent
       const { rows: jobs } = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM cron.job WHERE jobname = ANY($1)`, [names]);
-      expect(jobs[0]!.n).toBe(3);
+      expect(jobs[0]!.n).toBe(4);
       // pg_cron 1.4 schedules by the minute: wait for its own run to have written the Offline.
       const run = await waitFor('a pg_cron run of the sweep', async () => {
         const { rows } = await db.query<{ status: string }>(

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import type { StateEvent } from '../src/events/event.js';
+import type { LoggedEvent, StateEvent } from '../src/events/event.js';
 import type { EventHub } from '../src/events/hub.js';
 import type { Sink } from '../src/events/stream.js';
 import { EventStreams } from '../src/events/streams.js';
@@ -29,15 +29,17 @@ function fakeSink() {
 }
 
 function fakeHub() {
-  let listener: (e: StateEvent) => void = () => {};
+  let listener: (e: LoggedEvent) => void = () => {};
   return {
-    hub: { subscribe: (fn: (e: StateEvent) => void) => ((listener = fn), () => {}) } as unknown as EventHub,
-    emit: (e: StateEvent) => listener(e),
+    hub: { subscribe: (fn: (e: LoggedEvent) => void) => ((listener = fn), () => {}) } as unknown as EventHub,
+    emit: (e: LoggedEvent) => listener(e),
   };
 }
 
-const event = (id: number, user: string): StateEvent =>
-  ({ id: String(id), user_id: user, state: 'Busy', previous_state: null, timestamp: '2026-12-01T00:00:00.000Z', source: 'client', content: null });
+const event = (id: number, user: string): LoggedEvent => {
+  const e: StateEvent = { id: String(id), user_id: user, state: 'Busy', previous_state: null, timestamp: '2026-12-01T00:00:00.000Z', source: 'client', content: null };
+  return { position: { xid: '100', id: String(id) }, event: e, frame: `id: ${id}\nevent: state\ndata: ${JSON.stringify(e)}\n\n` };
+};
 
 describe('event streams (units, fake sinks)', () => {
   afterEach(() => vi.useRealTimers());

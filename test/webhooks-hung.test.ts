@@ -48,8 +48,8 @@ describe.each(BACKENDS)('a receiver that never answers (%s)', (backend) => {
       // Every user's first state change reaches the healthy receiver within seconds.
       const started = Date.now();
       // Seconds, not the minutes a hung receiver used to cost (PGlite shares one connection, and CI two cores).
-      await waitFor('300 deliveries to the healthy receiver', () => healthy.acked().length >= 300, 30_000);
-      expect(Date.now() - started).toBeLessThan(25_000);
+      await waitFor('300 deliveries to the healthy receiver', () => healthy.acked().length >= 300, 45_000);
+      expect(Date.now() - started).toBeLessThan(40_000);
       // And the hung endpoint's attempts end at their timeout: recorded as failed attempts, not left hanging.
       const timedOut = await waitFor('timed-out attempts on the hung endpoint', async () => {
         const d = (await s.req('GET', `/webhooks/${stuck.id}/deliveries?limit=1000`)).body.deliveries as any[];

@@ -131,7 +131,7 @@ describe.each(BACKENDS)('webhooks (%s)', (backend) => {
       const ids = (await changes(s, [['g1', 'Busy'], ['g1', 'Away']])).g1!;
       await waitFor('a first attempt', () => (rx.got.length >= 1 ? true : undefined));
       // Age the first event past the retry window; its next failure is final.
-      await s.db.query(`UPDATE webhook_deliveries SET created_at = now() - interval '25 hours' WHERE checkpoint_id = $1`, [ids[0]]);
+      await s.db.query(`UPDATE webhook_deliveries SET created_at = now() - interval '25 hours' WHERE event_id = $1`, [ids[0]]);
       const failed = await waitFor('the first delivery to fail', async () => (await deliveries(s, hook.id)).find((d) => d.event_id === ids[0] && d.status === 'failed'));
       expect(failed).toMatchObject({ last_status: 503, next_attempt_at: null, delivered_at: null });
       open = true;
@@ -152,7 +152,7 @@ describe.each(BACKENDS)('webhooks (%s)', (backend) => {
       const hook = (await s.req('POST', '/webhooks', { url: rx.url, user_ids: ['p1'] })).body;
       const ids = (await changes(s, [['p1', 'Busy'], ['p1', 'Away']])).p1!;
       await waitFor('deliveries', async () => ((await deliveries(s, hook.id)).every((d) => d.status === 'delivered') || undefined));
-      await s.db.query(`UPDATE webhook_deliveries SET created_at = now() - interval '8 days' WHERE checkpoint_id = $1`, [ids[0]]);
+      await s.db.query(`UPDATE webhook_deliveries SET created_at = now() - interval '8 days' WHERE event_id = $1`, [ids[0]]);
       expect(await pruneDeliveries(s.db, 7 * 86_400)).toBe(1);
       expect((await deliveries(s, hook.id)).map((d) => d.event_id)).toEqual([ids[1]]);
       await s.req('DELETE', `/webhooks/${hook.id}`);
@@ -209,8 +209,8 @@ describe.each(BACKENDS)('webhook delivery across restarts and instances (%s)', (
       const ids = await changes(s1, [['r1', 'Busy'], ['r1', 'Away'], ['r2', 'Busy']]);
       await waitFor('attempts before the restart', () => (rx.got.length >= 2 ? true : undefined));
       await s1.close();
-      const down = await recordCheckpoint(db, { userId: 'r1', state: 'Online', ts: Date.now(), now: Date.now(), timeoutSec: 60 });
-      ids.r1!.push(down.id!);
+      const down = await recordCheckpoint(db, { userId: 'r1', state: 'Online', ts: Date.now() }, Date.now(), 60);
+      ids.r1!.push(down.status === 'stored' ? down.row.id : 'missing');
       open = true;
       s2 = await startServer(backend, { db, env });
       await waitFor('pending events after the restart', () => (rx.acked().length >= 4 ? true : undefined));

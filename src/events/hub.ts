@@ -1,24 +1,36 @@
 import type { Db } from '../db/types.js';
-import { eventsAfter, eventsById, type StateEvent } from './event.js';
+import { currentPosition, eventsAfter, type LoggedEvent, type Position } from './event.js';
 
-export type Listener = (e: StateEvent) => void;
+export type Listener = (e: LoggedEvent) => void;
+
+export interface HubOptions {
+  /** How often the log is read when nothing wakes the hub; default 100 ms. */
+  pollMs?: number;
+  /** Events per read; default 1000. */
+  pageSize?: number;
+  onError: (err: unknown) => void;
+}
 
 /**
- * One LISTEN per process on the schema's channel; fans events out to subscribers in memory. Changes made
- * by any instance, the sweep or pg_cron arrive here. After a lost connection it catches up from the
- * newest id it delivered, so subscribers miss nothing.
+ * Tails the event log (migration 14) for this process and fans events out to subscribers, in the log's
+ * delivery order: by transaction, then id, and only events no transaction still running can precede.
+ * Whatever wrote them (any instance, the sweep, pg_cron) is seen by every instance within one poll; this
+ * instance's own writes wake it at once (`wake`). No LISTEN/NOTIFY: writers never take PostgreSQL's
+ * notification lock, and a connection pooler in front of the database changes nothing.
  */
 export class EventHub {
   private listeners = new Set<Listener>();
-  private unlisten?: () => Promise<void>;
-  private lastId = '0';
-  private queue: Promise<void> = Promise.resolve();
+  private position?: Position;
+  private timer?: NodeJS.Timeout;
+  private reading?: Promise<void>;
+  private again = false;
   private stopped = false;
+  private readonly pollMs: number;
+  private readonly pageSize: number;
 
-  constructor(private readonly db: Db, private readonly onError: (err: unknown) => void) {}
-
-  get channel(): string {
-    return `ck_events_${this.db.schema}`;
+  constructor(private readonly db: Db, private readonly o: HubOptions) {
+    this.pollMs = o.pollMs ?? 100;
+    this.pageSize = o.pageSize ?? 1000;
   }
 
   get subscriberCount(): number {
@@ -26,13 +38,9 @@ export class EventHub {
   }
 
   async start(): Promise<void> {
-    const { rows } = await this.db.query<{ id: string }>('SELECT coalesce(max(id), 0)::text AS id FROM checkpoints');
-    this.lastId = rows[0]!.id;
-    this.unlisten = await this.db.listen(
-      this.channel,
-      (payload) => this.enqueue(() => this.deliverIds(payload)),
-      () => this.enqueue(() => this.catchUp()),
-    );
+    this.position = await currentPosition(this.db);
+    this.timer = setInterval(() => this.wake(), this.pollMs);
+    this.timer.unref();
   }
 
   subscribe(fn: Listener): () => void {
@@ -40,43 +48,38 @@ export class EventHub {
     return () => this.listeners.delete(fn);
   }
 
-  /** Serializes deliveries so events keep their order. */
-  private enqueue(task: () => Promise<void>): void {
-    this.queue = this.queue.then(() => (this.stopped ? undefined : task())).catch(this.onError);
+  /** Reads the log now (a write of this instance committed); calls during a read make one more. */
+  wake(): void {
+    if (this.stopped || !this.position) return;
+    if (this.reading) {
+      this.again = true;
+      return;
+    }
+    this.reading = this.read().catch(this.o.onError).finally(() => {
+      this.reading = undefined;
+      if (this.again) {
+        this.again = false;
+        this.wake();
+      }
+    });
   }
 
-  private async deliverIds(payload: string): Promise<void> {
-    const ids = payload.split(',').filter((s) => /^\d+$/.test(s));
-    if (ids.length === 0) return;
-    this.emit(await eventsById(this.db, ids));
-  }
-
-  private async catchUp(): Promise<void> {
+  private async read(): Promise<void> {
     for (;;) {
-      const events = await eventsAfter(this.db, this.lastId, undefined, 1000);
-      this.emit(events);
-      if (events.length < 1000) return;
+      const page = await eventsAfter(this.db, this.position!, undefined, this.pageSize);
+      for (const e of page) {
+        this.position = e.position;
+        for (const fn of this.listeners) fn(e);
+      }
+      if (page.length < this.pageSize || this.stopped) return;
     }
   }
 
-  // Ids emitted lately: after a reconnect the catch-up and a late NOTIFY can carry the same event.
-  private seen = new Set<string>();
-
-  private emit(events: StateEvent[]): void {
-    for (const e of events) {
-      if (this.seen.has(e.id)) continue;
-      this.seen.add(e.id);
-      if (this.seen.size > 10_000) this.seen.delete(this.seen.values().next().value!);
-      if (BigInt(e.id) > BigInt(this.lastId)) this.lastId = e.id;
-      for (const fn of this.listeners) fn(e);
-    }
-  }
-
-  /** Stops listening; deliveries still queued are dropped (the database may be closing next). */
+  /** Stops reading; a read in progress finishes first (the database may be closing next). */
   async stop(): Promise<void> {
     this.stopped = true;
-    await this.unlisten?.();
-    await this.queue;
+    clearInterval(this.timer);
+    await this.reading;
     this.listeners.clear();
   }
 }

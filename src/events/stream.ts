@@ -1,4 +1,4 @@
-import type { StateEvent } from './event.js';
+import { isAfter, type LoggedEvent, type Position } from './event.js';
 
 /** Where a stream writes: an HTTP response, seen through what pacing needs. */
 export interface Sink {
@@ -26,8 +26,8 @@ export interface StreamLimits {
   maxHeld: number;
 }
 
-/** Reads replay pages: events after `after` (exclusive), oldest first. */
-export type ReadPage = (after: string, limit: number) => Promise<StateEvent[]>;
+/** Reads replay pages: events after `after` (exclusive), in delivery order. */
+export type ReadPage = (after: Position, limit: number) => Promise<LoggedEvent[]>;
 
 const ERROR_GRACE_MS = 1000;
 
@@ -40,14 +40,14 @@ const ERROR_GRACE_MS = 1000;
  */
 export class EventStream {
   private replaying: boolean;
-  private held: StateEvent[] = [];
+  private held: LoggedEvent[] = [];
   private overflowed = false;
   private cut = false;
 
   constructor(
     private readonly sink: Sink,
-    /** The last event the client has (Last-Event-ID); undefined: live only. */
-    private cursor: string | undefined,
+    /** The position of the last event the client has (its Last-Event-ID); undefined: live only. */
+    private cursor: Position | undefined,
     private readonly limits: StreamLimits,
     private readonly readPage: ReadPage,
     private readonly onCut: (reason: string) => void,
@@ -81,7 +81,7 @@ export class EventStream {
   }
 
   /** A live event for this stream's users. */
-  offer(e: StateEvent): void {
+  offer(e: LoggedEvent): void {
     if (this.sink.closed || this.cut) return;
     if (!this.replaying) {
       this.write(e);
@@ -126,16 +126,10 @@ export class EventStream {
     this.onCut(reason);
   }
 
-  private write(e: StateEvent): void {
-    if (this.cursor !== undefined && !after(e.id, this.cursor)) return;
-    const text = `id: ${e.id}\nevent: state\ndata: ${JSON.stringify(e)}\n\n`;
-    this.sink.write(text);
-    this.cursor = e.id;
-    this.onWrite(text.length);
+  private write(e: LoggedEvent): void {
+    if (this.cursor !== undefined && !isAfter(e.position, this.cursor)) return;
+    this.sink.write(e.frame);
+    this.cursor = e.position;
+    this.onWrite(e.frame.length);
   }
-}
-
-/** Whether event id `a` comes after `b` (ids are decimal bigints). */
-function after(a: string, b: string): boolean {
-  return a.length !== b.length ? a.length > b.length : a > b;
 }

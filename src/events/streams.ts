@@ -1,4 +1,4 @@
-import type { StateEvent } from './event.js';
+import type { LoggedEvent, Position } from './event.js';
 import type { EventHub } from './hub.js';
 import { EventStream, type ReadPage, type Sink, type StreamLimits } from './stream.js';
 
@@ -46,9 +46,9 @@ export class EventStreams {
     return this.all.size;
   }
 
-  /** Opens a stream on `sink` for `users` (all when undefined) after `lastId`; runs its replay. */
-  async open(sink: Sink, users: string[] | undefined, lastId: string | undefined): Promise<void> {
-    const stream = new EventStream(sink, lastId, this.o, this.o.readPage(users), (reason) => this.o.onCut?.(reason), (bytes) => {
+  /** Opens a stream on `sink` for `users` (all when undefined) after `from` (live only when undefined); runs its replay. */
+  async open(sink: Sink, users: string[] | undefined, from: Position | undefined): Promise<void> {
+    const stream = new EventStream(sink, from, this.o, this.o.readPage(users), (reason) => this.o.onCut?.(reason), (bytes) => {
       this.writtenSince += bytes;
       if (this.lastTotal + this.writtenSince > this.o.maxTotalBuffered) this.enforceTotal();
     });
@@ -103,9 +103,9 @@ export class EventStreams {
     this.o.onClose?.();
   }
 
-  private deliver(e: StateEvent): void {
+  private deliver(e: LoggedEvent): void {
     for (const entry of this.everyone) entry.stream.offer(e);
-    const watchers = this.byUser.get(e.user_id);
+    const watchers = this.byUser.get(e.event.user_id);
     if (watchers) for (const entry of watchers) entry.stream.offer(e);
   }
 

@@ -30,7 +30,6 @@ export const ERROR_CODES = {
   headers_too_large: [431, 'Request Header Fields Too Large'],
   internal_error: [500, 'Internal Server Error'],
   database_unavailable: [503, 'Service Unavailable'],
-  shutting_down: [503, 'Service Unavailable'],
 } as const satisfies Record<string, readonly [number, string]>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -81,7 +80,6 @@ export const ERRORS = {
     new ProblemError('rate_limited', detail, [], { 'retry-after': String(retryAfterSec) }),
   unavailable: (detail = 'the database is unavailable; retry shortly') =>
     new ProblemError('database_unavailable', detail, [], { 'retry-after': '1' }),
-  shuttingDown: () => new ProblemError('shutting_down', 'this instance is shutting down; retry on another', [], { 'retry-after': '1' }),
   internal: () => new ProblemError('internal_error', 'an unexpected error occurred; it has been logged'),
 };
 

@@ -1,7 +1,6 @@
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Metrics } from '../metrics.js';
 import { authHook, ckOwnUser, type Principal } from './auth.js';
-import { ERRORS } from './errors.js';
 import { baseHeaders } from './security.js';
 
 /** One answered request, as the metrics and the request log see it. */
@@ -38,10 +37,11 @@ export function registerRequestHooks(app: FastifyInstance, deps: RequestHookDeps
   });
   app.addHook('onRequest', function ckRequestHeaders(req: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) {
     reply.headers(baseHeaders(req.id));
-    if (!closing) return done();
-    // A request on a kept-alive connection while the app drains: go elsewhere.
-    reply.header('connection', 'close');
-    done(ERRORS.shuttingDown());
+    // While the app drains, a request on a kept-alive connection is still served (everything runs until
+    // the last connection closed), and its connection is closed after the answer: the client's next
+    // request opens a new one, on another instance.
+    if (closing) reply.header('connection', 'close');
+    done();
   });
   app.addHook('preHandler', authHook(deps.verify, deps.cached));
   app.addHook('preHandler', ckOwnUser);

@@ -1,6 +1,7 @@
 import type { Config } from '../config.js';
 import type { Db } from '../db/types.js';
 import { quoteIdent } from '../db/types.js';
+import { EVENTS_KEEP_SEC } from '../events/event.js';
 import { WEBHOOK_DELIVERIES_KEEP_SEC } from '../webhooks/outbox.js';
 
 export class CronUnavailableError extends Error {}
@@ -18,6 +19,11 @@ export function cronJobs(config: Config, schema: string) {
       name: `ck-aggregate-${schema}`,
       schedule: '* * * * *',
       command: `${path}SELECT ck_aggregate_summaries(now(), '${config.heartbeatTimeoutSec} seconds'::interval, 5000)`,
+    },
+    {
+      name: `ck-event-prune-${schema}`,
+      schedule: '*/10 * * * *',
+      command: `${path}SELECT ck_prune_events('${EVENTS_KEEP_SEC} seconds'::interval)`,
     },
     {
       name: `ck-webhook-prune-${schema}`,

@@ -1,4 +1,5 @@
 import type { Context } from '../context.js';
+import { EVENTS_KEEP_SEC, pruneEvents } from '../events/event.js';
 import { sweepOffline } from '../liveness/heartbeats.js';
 import { runRetention } from '../retention.js';
 import { aggregateSummaries } from '../summaries/sql.js';
@@ -25,6 +26,7 @@ export async function startJobs(ck: Context, log: JobLogger): Promise<Jobs> {
     every(db, 'aggregate', config.aggregateIntervalSec * 1000,
       (tx) => aggregateSummaries(tx, clock.now(), config.heartbeatTimeoutSec), log),
     every(db, 'webhook-prune', 600_000, (tx) => pruneDeliveries(tx, WEBHOOK_DELIVERIES_KEEP_SEC), log),
+    every(db, 'event-prune', 600_000, (tx) => pruneEvents(tx, EVENTS_KEEP_SEC), log),
   ];
   const days = config.retentionDays;
   if (days !== undefined) {

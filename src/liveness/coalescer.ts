@@ -1,6 +1,7 @@
+import { Batcher } from '../db/batcher.js';
 import type { Db } from '../db/types.js';
 import type { Clock } from '../time.js';
-import { flushHeartbeats, type Liveness, writeHeartbeats } from './heartbeats.js';
+import { flushHeartbeats, type Liveness, readLiveness, writeHeartbeats } from './heartbeats.js';
 
 interface Known {
   user: string;
@@ -21,6 +22,12 @@ export interface CoalescerOptions {
   flushIntervalMs: number;
   /** Rows per flush statement (PGlite prefers smaller statements). */
   chunk: number;
+  /** Transactions in flight at once for heartbeats that must be written first (group commit lanes). */
+  lanes: number;
+  /** After a batch of heartbeats that had to be written committed (it may have written state changes). */
+  onCommit?: () => void;
+  /** Each batch of cold-cache lookups or heartbeat writes: its size and duration. */
+  onBatch?: (kind: 'lookups' | 'heartbeats', size: number, ms: number) => void;
   onFlush?: (users: number, ms: number) => void;
   onError?: (err: unknown) => void;
 }
@@ -28,9 +35,11 @@ export interface CoalescerOptions {
 /**
  * The heartbeat fast path (docs/ingest.md). A heartbeat for a user this instance knows to be alive is
  * acknowledged from memory and its time buffered; a flush writes the newest time per user in one
- * set-based statement. Anything that may change state (unknown, Offline, or close to expiry) is written
- * before the response. "Close" is two flush intervals: the sweep cannot expire a user while a buffered
- * heartbeat of theirs is still waiting for its flush.
+ * set-based statement. A user this instance does not hold is looked up in a batch with others (no
+ * write): alive and not close to expiry, they join the fast path at once. Anything that may change state
+ * (unknown, Offline, or close to expiry) is written before the response, batched with whatever else
+ * arrives meanwhile (group commit). "Close" is two flush intervals: the sweep cannot expire a user while
+ * a buffered heartbeat of theirs is still waiting for its flush.
  */
 export class Coalescer {
   private known = new Map<string, Known>();
@@ -42,9 +51,22 @@ export class Coalescer {
   private readonly marginMs: number;
   coalesced = 0;
 
+  private readonly lookups: Batcher<string, Liveness | undefined>;
+  private readonly writes: Batcher<{ user: string; at: number }, Liveness>;
+
   constructor(private readonly opts: CoalescerOptions) {
     this.timeoutMs = opts.timeoutSec * 1000;
     this.marginMs = 2 * opts.flushIntervalMs;
+    this.lookups = new Batcher(async (users) => {
+      const found = new Map((await readLiveness(opts.db, users)).map((l) => [l.user_id, l]));
+      return users.map((u) => found.get(u));
+    }, { maxBatch: 10_000, lanes: Math.min(2, opts.lanes), onBatch: (n, ms) => opts.onBatch?.('lookups', n, ms) });
+    this.writes = new Batcher(async (beats) => {
+      const rows = await writeHeartbeats(opts.db, beats.map((b) => b.user), beats.map((b) => b.at), opts.timeoutSec);
+      const byUser = new Map(rows.map((r) => [r.user_id, r]));
+      opts.onCommit?.();
+      return beats.map((b) => byUser.get(b.user)!);
+    }, { maxBatch: 10_000, lanes: opts.lanes, keyOf: (b) => b.user, onBatch: (n, ms) => opts.onBatch?.('heartbeats', n, ms) });
   }
 
   start(): void {
@@ -52,23 +74,29 @@ export class Coalescer {
     this.timer.unref();
   }
 
-  /** Heartbeats for many users: fast ones from memory, the rest in one statement. */
+  /** Heartbeats for many users: fast ones from memory, the rest looked up, then written, in batches. */
   async beat(users: string[]): Promise<Liveness[]> {
     const now = this.opts.clock.now();
     const results = new Array<Liveness>(users.length);
-    let slow: number[] | undefined;
+    let slow: Promise<void>[] | undefined;
     for (let i = 0; i < users.length; i++) {
       const r = this.fast(users[i]!, now);
       if (r) results[i] = r;
-      else (slow ??= []).push(i);
+      else (slow ??= []).push(this.slow(users[i]!, now).then((l) => void (results[i] = l)));
     }
-    if (slow) {
-      // Duplicates of a slow user are written once (ck_heartbeat keeps the newest per user).
-      const rows = await writeHeartbeats(this.opts.db, slow.map((i) => users[i]!), slow.map(() => now), this.opts.timeoutSec);
-      const byUser = new Map(rows.map((r) => [r.user_id, this.remember(r)]));
-      for (const i of slow) results[i] = byUser.get(users[i]!)!;
-    }
+    if (slow) await Promise.all(slow);
     return results;
+  }
+
+  /** A user not on the fast path: read with others; written first only if the heartbeat may change state. */
+  private async slow(user: string, now: number): Promise<Liveness> {
+    const stored = this.known.get(user)?.stale === false ? undefined : await this.lookups.submit(user);
+    if (stored && stored.state !== 'Offline' && stored.last_heartbeat + this.timeoutMs - this.marginMs > now) {
+      this.remember(stored);
+      const r = this.fast(user, now);
+      if (r) return r;
+    }
+    return this.remember(await this.writes.submit({ user, at: now }));
   }
 
   /**

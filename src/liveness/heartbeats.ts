@@ -37,6 +37,16 @@ export async function flushHeartbeats(db: Queryable, users: string[], times: num
   return rows.concat(await writeHeartbeats(db, rest.map((i) => users[i]!), rest.map((i) => times[i]!), timeoutSec));
 }
 
+/** Users' liveness as stored (no lock, no write): the cold-cache lookup. Unknown users are left out. */
+export async function readLiveness(db: Queryable, users: string[]): Promise<Liveness[]> {
+  const { rows } = await db.query<Liveness>(
+    `SELECT user_id, current_state AS state, ck_ms(state_since) AS state_since, ck_ms(last_heartbeat) AS last_heartbeat
+       FROM user_sessions WHERE user_id = ANY ($1::text[])`,
+    [users],
+  );
+  return rows;
+}
+
 /** Writes the Offline of every user whose heartbeat ran out by `nowMs` (ck_sweep_offline). */
 export async function sweepOffline(db: Queryable, timeoutSec: number, nowMs: number, limit = 100_000): Promise<number> {
   const { rows } = await db.query<{ n: number }>(`SELECT ck_sweep_offline($1::interval, $2, $3) AS n`, [

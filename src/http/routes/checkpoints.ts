@@ -1,8 +1,6 @@
 import { Type } from '@sinclair/typebox';
-import { recordCheckpoint } from '../../checkpoints/record.js';
 import { contentProblem, timestampProblem } from '../../checkpoints/rules.js';
 import { timelinePage } from '../../checkpoints/timeline.js';
-import { SQLSTATE, sqlState } from '../../db/types.js';
 import { iso, parseInstant } from '../../time.js';
 import { ERRORS } from '../errors.js';
 import { decodeCursor, encodeCursor, queryInstant } from '../query.js';
@@ -46,7 +44,7 @@ const isCursor = (v: unknown[]): v is [number, string] =>
 
 /** POST /checkpoints (a state change) and GET /checkpoints (a user's timeline). */
 export default async function checkpoints(app: App) {
-  const { db, clock, config, states, coalescer } = app.ck;
+  const { db, clock, config, states, checkpoints: writer } = app.ck;
 
   app.post('/checkpoints', {
     config: { scope: 'ingest', user: { in: 'body', field: 'user_id' } },
@@ -76,19 +74,16 @@ export default async function checkpoints(app: App) {
     const unknownState = () => ERRORS.unknownState('body', '/state', states.list().map((s) => s.name));
     if (!(await states.get(body.state))) throw unknownState();
 
-    const row = await recordCheckpoint(db, {
-      userId: body.user_id, state: body.state, ts, content: body.content, now, timeoutSec: config.heartbeatTimeoutSec,
-    }).catch((err) => {
-      // Registered on another instance only just now, and not yet seen here.
-      throw sqlState(err) === SQLSTATE.foreignKeyViolation ? unknownState() : err;
-    });
-    if (!row.changed) {
-      return reply.status(200).send({ changed: false, user_id: row.user_id, state: row.state, timestamp: iso(row.ts) });
+    // Group-committed with whatever else arrives meanwhile; answered once durable.
+    const result = await writer.record({ userId: body.user_id, state: body.state, ts, content: body.content });
+    // Registered on another instance only just now, and not yet seen here: the batch checked it.
+    if (result.status === 'unknown_state') throw unknownState();
+    if (result.status === 'unchanged') {
+      return reply.status(200).send({ changed: false, user_id: result.userId, state: result.state, timestamp: iso(result.ts) });
     }
-    // The cached state may be stale now (a back-fill may not be the latest): re-learn on next heartbeat.
-    coalescer.forget(row.user_id);
+    const row = result.row;
     return reply.status(201).send({
-      id: row.id!, user_id: row.user_id, state: row.state, previous_state: row.previous_state,
+      id: row.id, user_id: row.user_id, state: row.state, previous_state: row.previous_state,
       timestamp: iso(row.ts), content: row.content, source: row.source, received_at: iso(row.received_at), changed: true,
     });
   });

@@ -1,6 +1,7 @@
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { Type } from '@sinclair/typebox';
+import { positionOf } from '../../events/event.js';
 import type { Sink } from '../../events/stream.js';
 import { ERRORS } from '../errors.js';
 import { errorResponses, UserId } from '../schemas.js';
@@ -35,7 +36,7 @@ function socketSink(res: ServerResponse, socket: Socket): Sink {
 }
 
 export default async function events(app: App) {
-  const { streams } = app.ck;
+  const { streams, db } = app.ck;
   // Streams end on shutdown so app.close() does not wait for clients to hang up.
   app.addHook('preClose', (done) => {
     streams.endAll();
@@ -60,6 +61,7 @@ export default async function events(app: App) {
     if (lastId !== undefined && BigInt(lastId) > 9223372036854775807n) {
       throw ERRORS.invalid(req.headers['last-event-id'] ? 'headers' : 'querystring', '/last_event_id', 'is larger than any event id');
     }
+    const from = lastId === undefined ? undefined : await positionOf(db, lastId);
     reply.hijack();
     const res = reply.raw;
     const socket = res.socket!;
@@ -73,7 +75,7 @@ export default async function events(app: App) {
     res.write(`retry: 2000\n: connected\n\n`);
     const sink = socketSink(res, socket);
     socket.on('close', () => streams.closeSink(sink));
-    streams.open(sink, q.user_id, lastId).catch((err) => {
+    streams.open(sink, q.user_id, from).catch((err) => {
       req.log.warn({ err }, 'event replay failed');
       sink.write(`event: error\ndata: ${JSON.stringify({ reason: 'the database is unavailable; reconnect with Last-Event-ID' })}\n\n`);
       sink.end();
