@@ -1,3 +1,4 @@
+const liveness = (heartbeatSec: number) => ({ heartbeatSec, idleSec: 300 });
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { pathToFileURL } from 'node:url';
 import { recordCheckpoint } from '../src/checkpoints/record.js';
@@ -105,7 +106,7 @@ export async function checkpointCeiling(db: Db, backend: Backend, concurrency: n
     const now = Date.now();
     const r = await recordCheckpoint(db, {
       userId: `sql_${w}_${i % 16}`, state: Math.floor(i / 16) % 2 ? 'Online' : 'Away', ts: now,
-    }, now, backend.config.heartbeatTimeoutSec);
+    }, now, liveness(backend.config.heartbeatTimeoutSec));
     if (r.status !== 'stored') unchanged++;
   });
   return { ...result, unchanged };

@@ -19,8 +19,9 @@ CREATE TABLE checkpoints (
   content jsonb,
   source text NOT NULL,
   received_at timestamp with time zone DEFAULT now() NOT NULL,
+  session_id text,
   CONSTRAINT checkpoints_pkey PRIMARY KEY (id),
-  CONSTRAINT checkpoints_source_check CHECK ((source = ANY (ARRAY['client'::text, 'heartbeat'::text, 'timeout'::text])))
+  CONSTRAINT checkpoints_source_check CHECK ((source = ANY (ARRAY['client'::text, 'heartbeat'::text, 'timeout'::text, 'idle'::text, 'manual'::text, 'session_end'::text])))
 );
 CREATE INDEX checkpoints_ts ON checkpoints USING btree (ts, id);
 CREATE INDEX checkpoints_user_ts ON checkpoints USING btree (user_id, ts, id);
@@ -53,7 +54,10 @@ CREATE TABLE events (
   source text NOT NULL,
   content jsonb,
   created_at timestamp with time zone DEFAULT now() NOT NULL,
-  CONSTRAINT events_pkey PRIMARY KEY (id)
+  type text DEFAULT 'state'::text NOT NULL,
+  session_id text,
+  CONSTRAINT events_pkey PRIMARY KEY (id),
+  CONSTRAINT events_type_check CHECK ((type = ANY (ARRAY['state'::text, 'session'::text])))
 );
 CREATE INDEX events_created ON events USING btree (created_at);
 CREATE INDEX events_position ON events USING btree (xid, id);
@@ -72,6 +76,16 @@ CREATE TABLE job_runs (
 CREATE INDEX job_runs_job_started ON job_runs USING btree (job, started_at);
 CREATE INDEX job_runs_started ON job_runs USING btree (started_at);
 
+CREATE TABLE manual_presence (
+  id bigint DEFAULT nextval((pg_get_serial_sequence('checkpoints'::text, 'id'::text))::regclass) NOT NULL,
+  user_id text NOT NULL,
+  state text,
+  set_at timestamp with time zone NOT NULL,
+  until timestamp with time zone,
+  CONSTRAINT manual_presence_pkey PRIMARY KEY (id)
+);
+CREATE INDEX manual_presence_user ON manual_presence USING btree (user_id, set_at, id);
+
 CREATE TABLE retention_progress (
   singleton boolean DEFAULT true NOT NULL,
   done_ts timestamp with time zone DEFAULT '-infinity'::timestamp with time zone NOT NULL,
@@ -79,6 +93,41 @@ CREATE TABLE retention_progress (
   CONSTRAINT retention_progress_pkey PRIMARY KEY (singleton),
   CONSTRAINT retention_progress_singleton_check CHECK (singleton)
 );
+
+CREATE TABLE session_checkpoints (
+  id bigint DEFAULT nextval((pg_get_serial_sequence('checkpoints'::text, 'id'::text))::regclass) NOT NULL,
+  user_id text NOT NULL,
+  session_id text NOT NULL,
+  state text NOT NULL,
+  ts timestamp with time zone NOT NULL,
+  content jsonb,
+  source text NOT NULL,
+  received_at timestamp with time zone DEFAULT now() NOT NULL,
+  CONSTRAINT session_checkpoints_pkey PRIMARY KEY (id),
+  CONSTRAINT session_checkpoints_source_check CHECK ((source = ANY (ARRAY['client'::text, 'heartbeat'::text, 'timeout'::text, 'idle'::text, 'session_end'::text])))
+);
+CREATE INDEX session_checkpoints_session ON session_checkpoints USING btree (user_id, session_id, ts, id);
+CREATE INDEX session_checkpoints_ts ON session_checkpoints USING btree (ts, id);
+CREATE INDEX session_checkpoints_user_ts ON session_checkpoints USING btree (user_id, ts);
+CREATE TRIGGER session_checkpoints_events AFTER INSERT ON session_checkpoints REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ck_log_events();
+CREATE TRIGGER session_checkpoints_state_check AFTER INSERT ON session_checkpoints REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ck_check_checkpoint_states();
+
+CREATE TABLE sessions (
+  user_id text NOT NULL,
+  session_id text NOT NULL,
+  state text NOT NULL,
+  state_since timestamp with time zone NOT NULL,
+  last_heartbeat timestamp with time zone NOT NULL,
+  last_active timestamp with time zone NOT NULL,
+  client text,
+  started_at timestamp with time zone NOT NULL,
+  expiry_bucket timestamp with time zone GENERATED ALWAYS AS (date_bin('00:00:10'::interval, last_heartbeat, '1970-01-01 00:00:00+00'::timestamp with time zone)) STORED,
+  idle_bucket timestamp with time zone GENERATED ALWAYS AS (date_bin('00:00:10'::interval, last_active, '1970-01-01 00:00:00+00'::timestamp with time zone)) STORED,
+  CONSTRAINT sessions_pkey PRIMARY KEY (user_id, session_id),
+  CONSTRAINT sessions_state_check CHECK ((state <> 'Offline'::text))
+) WITH (fillfactor=50);
+CREATE INDEX sessions_expiry ON sessions USING btree (expiry_bucket);
+CREATE INDEX sessions_idle ON sessions USING btree (idle_bucket) WHERE (state = 'Online'::text);
 
 CREATE TABLE state_summaries (
   user_id text NOT NULL,
@@ -94,6 +143,7 @@ CREATE TABLE state_types (
   builtin boolean DEFAULT false NOT NULL,
   color text,
   created_at timestamp with time zone DEFAULT now() NOT NULL,
+  priority integer DEFAULT 30 NOT NULL,
   CONSTRAINT state_types_color_check CHECK ((color ~ '^#[0-9a-fA-F]{6}$'::text)),
   CONSTRAINT state_types_name_check CHECK ((name ~ '^[A-Za-z][A-Za-z0-9_]{0,63}$'::text)),
   CONSTRAINT state_types_pkey PRIMARY KEY (name)
@@ -116,11 +166,12 @@ CREATE TABLE user_sessions (
   state_since timestamp with time zone NOT NULL,
   last_heartbeat timestamp with time zone NOT NULL,
   updated_at timestamp with time zone DEFAULT now() NOT NULL,
-  expiry_bucket timestamp with time zone GENERATED ALWAYS AS (date_bin('00:00:10'::interval, last_heartbeat, '1970-01-01 00:00:00+00'::timestamp with time zone)) STORED,
   event_xid xid8,
+  manual_state text,
+  manual_until timestamp with time zone,
   CONSTRAINT user_sessions_pkey PRIMARY KEY (user_id)
 ) WITH (fillfactor=50);
-CREATE INDEX user_sessions_expiry ON user_sessions USING btree (expiry_bucket) WHERE (current_state <> 'Offline'::text);
+CREATE INDEX user_sessions_manual_due ON user_sessions USING btree (manual_until) WHERE (manual_until IS NOT NULL);
 CREATE INDEX user_sessions_state ON user_sessions USING btree (current_state, user_id);
 
 CREATE TABLE user_settings (
@@ -166,7 +217,7 @@ CREATE TABLE webhooks (
   CONSTRAINT webhooks_url_check CHECK ((url ~ '^https?://'::text))
 );
 
-CREATE OR REPLACE FUNCTION ck_aggregate_summaries(p_now timestamp with time zone DEFAULT now(), p_timeout interval DEFAULT '00:01:00'::interval, p_batch integer DEFAULT 1000)
+CREATE OR REPLACE FUNCTION ck_aggregate_summaries(p_now timestamp with time zone DEFAULT now(), p_timeout interval DEFAULT '00:01:00'::interval, p_batch integer DEFAULT 1000, p_idle interval DEFAULT '00:00:00'::interval)
  RETURNS integer
  LANGUAGE plpgsql
 AS $function$
@@ -192,7 +243,7 @@ BEGIN
     IF v_from < v_today THEN
       INSERT INTO state_summaries (user_id, day, state, seconds)
       SELECT d.user_id, d.day, d.state, d.seconds
-        FROM ck_days(v_group, v_from, v_today - 1, v_tz, interval '0', p_now, p_timeout) d
+        FROM ck_days(v_group, v_from, v_today - 1, v_tz, interval '0', p_now, p_timeout, p_idle) d
         JOIN summary_progress p ON p.user_id = d.user_id
        WHERE d.day >= (p.valid_until AT TIME ZONE v_tz)::date;
     END IF;
@@ -204,14 +255,14 @@ BEGIN
   RETURN cardinality(v_users);
 END $function$;
 
-CREATE OR REPLACE FUNCTION ck_batch_rows(p_users text[], p_states text[], p_ts timestamp with time zone[], p_contents jsonb[])
- RETURNS TABLE(ord integer, user_id text, state text, ts timestamp with time zone, content jsonb, round integer, known boolean)
+CREATE OR REPLACE FUNCTION ck_batch_rows(p_users text[], p_sessions text[], p_states text[], p_ts timestamp with time zone[], p_contents jsonb[])
+ RETURNS TABLE(ord integer, user_id text, session_id text, state text, ts timestamp with time zone, content jsonb, round integer, known boolean)
  LANGUAGE sql
  STABLE
 AS $function$
-  SELECT i.ord::integer, i.u, i.s, i.t, i.c, (row_number() OVER (PARTITION BY i.u ORDER BY i.ord))::integer,
+  SELECT i.ord::integer, i.u, i.ss, i.s, i.t, i.c, (row_number() OVER (PARTITION BY i.u ORDER BY i.ord))::integer,
          EXISTS (SELECT 1 FROM state_types st WHERE st.name = i.s)
-    FROM unnest(p_users, p_states, p_ts, p_contents) WITH ORDINALITY AS i(u, s, t, c, ord)
+    FROM unnest(p_users, p_sessions, p_states, p_ts, p_contents) WITH ORDINALITY AS i(u, ss, s, t, c, ord)
 $function$;
 
 CREATE OR REPLACE FUNCTION ck_check_checkpoint_states()
@@ -230,14 +281,14 @@ BEGIN
   RETURN NULL;
 END $function$;
 
-CREATE OR REPLACE FUNCTION ck_days(p_users text[], p_from date, p_to date, p_tz text, p_day_start interval, p_now timestamp with time zone, p_timeout interval)
+CREATE OR REPLACE FUNCTION ck_days(p_users text[], p_from date, p_to date, p_tz text, p_day_start interval, p_now timestamp with time zone, p_timeout interval, p_idle interval)
  RETURNS TABLE(user_id text, day date, state text, seconds numeric)
  LANGUAGE sql
  STABLE
 AS $function$
   WITH iv AS (
     SELECT * FROM ck_intervals(p_users, (p_from + p_day_start) AT TIME ZONE p_tz,
-                               ((p_to + 1) + p_day_start) AT TIME ZONE p_tz, p_now, p_timeout)
+                               ((p_to + 1) + p_day_start) AT TIME ZONE p_tz, p_now, p_timeout, p_idle)
   ), pieces AS (
     SELECT iv.user_id, iv.state, d.day,
            greatest(iv.s, (d.day + p_day_start) AT TIME ZONE p_tz) AS ps,
@@ -284,13 +335,28 @@ BEGIN
   PERFORM set_config('ck.retention', coalesce(v_setting, ''), true);
 END $function$;
 
-CREATE OR REPLACE FUNCTION ck_effective_state(p_state text, p_since timestamp with time zone, p_last_heartbeat timestamp with time zone, p_at timestamp with time zone, p_timeout interval)
- RETURNS text
- LANGUAGE sql
- IMMUTABLE PARALLEL SAFE
+CREATE OR REPLACE FUNCTION ck_end_session(p_user text, p_session text, p_now timestamp with time zone, p_timeout interval, p_idle interval)
+ RETURNS boolean
+ LANGUAGE plpgsql
 AS $function$
-  SELECT CASE WHEN ck_expired_at(p_state, p_since, p_last_heartbeat, p_at, p_timeout) IS NULL THEN p_state ELSE 'Offline' END
-$function$;
+DECLARE
+  v_from timestamptz;
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM user_sessions u WHERE u.user_id = p_user) THEN
+    RETURN false;
+  END IF;
+  SELECT l.at INTO v_from FROM ck_lock_users(ARRAY[p_user], p_now, p_timeout, p_idle) l;
+  DELETE FROM sessions s WHERE s.user_id = p_user AND s.session_id = p_session;
+  IF NOT FOUND THEN
+    PERFORM ck_recompute(ARRAY[p_user], ARRAY[v_from], p_now);
+    RETURN false;
+  END IF;
+  INSERT INTO session_checkpoints (user_id, session_id, state, ts, source, received_at)
+  VALUES (p_user, p_session, 'Offline', p_now, 'session_end', p_now);
+  PERFORM ck_recompute(ARRAY[p_user], ARRAY[least(coalesce(v_from, p_now), p_now)], p_now);
+  UPDATE user_sessions u SET last_heartbeat = greatest(u.last_heartbeat, p_now) WHERE u.user_id = p_user;
+  RETURN true;
+END $function$;
 
 CREATE OR REPLACE FUNCTION ck_event_frontier()
  RETURNS xid8
@@ -300,110 +366,55 @@ AS $function$
   SELECT pg_snapshot_xmin(pg_current_snapshot())
 $function$;
 
-CREATE OR REPLACE FUNCTION ck_expired_at(p_state text, p_since timestamp with time zone, p_last_heartbeat timestamp with time zone, p_at timestamp with time zone, p_timeout interval)
- RETURNS timestamp with time zone
- LANGUAGE sql
- IMMUTABLE PARALLEL SAFE
-AS $function$
-  SELECT CASE WHEN p_state <> 'Offline' AND p_last_heartbeat + p_timeout < p_at
-              THEN greatest(p_last_heartbeat + p_timeout, p_since) END
-$function$;
-
-CREATE OR REPLACE FUNCTION ck_heartbeat(p_users text[], p_ts timestamp with time zone[], p_timeout interval)
- RETURNS TABLE(user_id text, state text, state_since timestamp with time zone, last_heartbeat timestamp with time zone, changed boolean)
- LANGUAGE plpgsql
-AS $function$
-BEGIN
-  INSERT INTO user_sessions AS s (user_id, current_state, state_since, last_heartbeat)
-  SELECT DISTINCT u.u, 'Offline', '-infinity'::timestamptz, '-infinity'::timestamptz
-    FROM unnest(p_users) AS u(u) ORDER BY 1
-  ON CONFLICT ON CONSTRAINT user_sessions_pkey DO NOTHING;
-
-  RETURN QUERY
-  WITH input AS (
-    SELECT i.u AS uid, max(i.t) AS hb FROM unnest(p_users, p_ts) AS i(u, t) GROUP BY i.u
-  ), locked AS (
-    SELECT s.user_id AS uid, s.current_state, s.state_since, s.last_heartbeat
-      FROM user_sessions s WHERE s.user_id IN (SELECT input.uid FROM input)
-     ORDER BY s.user_id FOR UPDATE
-  ), cls AS (
-    SELECT i.uid, i.hb, l.current_state, l.state_since, l.last_heartbeat,
-           ck_expired_at(l.current_state, l.state_since, l.last_heartbeat, i.hb, p_timeout) AS expired_at,
-           CASE WHEN l.current_state = 'Offline' THEN 'revive'
-                WHEN ck_expired_at(l.current_state, l.state_since, l.last_heartbeat, i.hb, p_timeout) IS NOT NULL THEN 'gap'
-                ELSE 'alive' END AS kind
-      FROM input i JOIN locked l USING (uid)
-  ), ins AS (
-    INSERT INTO checkpoints (user_id, state, ts, source)
-    SELECT cls.uid, 'Offline', cls.expired_at, 'timeout' FROM cls WHERE kind = 'gap'
-    UNION ALL
-    -- Never before the state it follows (a heartbeat flushed late after the sweep ran).
-    SELECT cls.uid, 'Online',
-           CASE WHEN kind = 'revive' THEN greatest(cls.hb, cls.state_since) ELSE greatest(cls.hb, cls.expired_at) END, 'heartbeat'
-      FROM cls WHERE kind <> 'alive'
-    RETURNING 1
-  ), upd AS (
-    UPDATE user_sessions s
-       SET current_state = CASE WHEN kind = 'alive' THEN cls.current_state ELSE 'Online' END,
-           state_since = CASE WHEN kind = 'alive' THEN cls.state_since
-                              WHEN kind = 'revive' THEN greatest(cls.hb, cls.state_since)
-                              ELSE greatest(cls.hb, cls.expired_at) END,
-           last_heartbeat = greatest(cls.last_heartbeat, cls.hb),
-           updated_at = now()
-      FROM cls WHERE s.user_id = cls.uid
-    RETURNING s.user_id, s.current_state, s.state_since, s.last_heartbeat, cls.kind <> 'alive' AS changed
-  )
-  SELECT upd.user_id, upd.current_state, upd.state_since, upd.last_heartbeat, upd.changed
-    FROM upd, (SELECT count(*) FROM ins) AS forced;
-END $function$;
-
-CREATE OR REPLACE FUNCTION ck_heartbeat_alive(p_users text[], p_ms bigint[], p_timeout interval)
- RETURNS TABLE(user_id text, state text, state_since double precision, last_heartbeat double precision)
- LANGUAGE sql
-AS $function$
-  WITH i AS (
-    SELECT x.u, max(to_timestamp(x.ms::float8 / 1000)) AS hb FROM unnest(p_users, p_ms) AS x(u, ms)
-     GROUP BY x.u ORDER BY x.u
-  )
-  UPDATE user_sessions s
-     SET last_heartbeat = greatest(s.last_heartbeat, i.hb), updated_at = now()
-    FROM i
-   WHERE s.user_id = i.u AND s.current_state <> 'Offline'
-     AND ck_expired_at(s.current_state, s.state_since, s.last_heartbeat, i.hb, p_timeout) IS NULL
-  RETURNING s.user_id, s.current_state, ck_ms(s.state_since), ck_ms(s.last_heartbeat)
-$function$;
-
-CREATE OR REPLACE FUNCTION ck_intervals(p_users text[], p_from timestamp with time zone, p_to timestamp with time zone, p_now timestamp with time zone, p_timeout interval)
+CREATE OR REPLACE FUNCTION ck_intervals(p_users text[], p_from timestamp with time zone, p_to timestamp with time zone, p_now timestamp with time zone, p_timeout interval, p_idle interval)
  RETURNS TABLE(user_id text, state text, s timestamp with time zone, e timestamp with time zone)
  LANGUAGE sql
  STABLE
 AS $function$
   WITH u AS (SELECT DISTINCT x AS uid FROM unnest(p_users) AS x),
   r AS (
-    SELECT b.user_id, b.state, b.ts, b.id FROM u CROSS JOIN LATERAL (
+    SELECT b.user_id, b.state, b.ts, 0 AS k, b.id FROM u CROSS JOIN LATERAL (
       SELECT c.user_id, c.state, c.ts, c.id FROM checkpoints c
        WHERE c.user_id = u.uid AND c.ts <= p_from ORDER BY c.ts DESC, c.id DESC LIMIT 1) b
     UNION ALL
-    SELECT c.user_id, c.state, c.ts, c.id FROM checkpoints c JOIN u ON c.user_id = u.uid
+    SELECT c.user_id, c.state, c.ts, 0, c.id FROM checkpoints c JOIN u ON c.user_id = u.uid
      WHERE c.ts > p_from AND c.ts < p_to
     UNION ALL
-    SELECT a.user_id, a.state, a.ts, a.id FROM u CROSS JOIN LATERAL (
+    SELECT a.user_id, a.state, a.ts, 0, a.id FROM u CROSS JOIN LATERAL (
       SELECT c.user_id, c.state, c.ts, c.id FROM checkpoints c
        WHERE c.user_id = u.uid AND c.ts >= p_to ORDER BY c.ts, c.id LIMIT 1) a
-  ), iv AS (
-    SELECT r.user_id, r.state, r.ts AS s, lead(r.ts) OVER (PARTITION BY r.user_id ORDER BY r.ts, r.id) AS nxt FROM r
-  ), ends AS (
-    SELECT iv.user_id, iv.state, iv.s, iv.nxt,
-           CASE WHEN iv.nxt IS NULL THEN ck_expired_at(iv.state, iv.s, ss.last_heartbeat, p_now, p_timeout) END AS expired_at
-      FROM iv LEFT JOIN user_sessions ss ON ss.user_id = iv.user_id
-  ), a AS (
-    SELECT ends.user_id, ends.state, ends.s, coalesce(ends.nxt, ends.expired_at, p_now) AS e FROM ends
     UNION ALL
-    SELECT ends.user_id, 'Offline', ends.expired_at, p_now FROM ends WHERE ends.expired_at IS NOT NULL
+    -- Pending changes come after every stored row.
+    SELECT pe.user_id, pe.state, pe.ts, 1, 0 FROM ck_pending(p_users, p_now, p_timeout, p_idle) pe WHERE pe.ts < p_to
+  ), iv AS (
+    SELECT r.user_id, r.state, r.ts AS s, lead(r.ts) OVER (PARTITION BY r.user_id ORDER BY r.ts, r.k, r.id) AS nxt FROM r
   )
-  SELECT a.user_id, a.state, greatest(a.s, p_from), least(a.e, p_to, p_now) FROM a
-   WHERE least(a.e, p_to, p_now) > greatest(a.s, p_from)
+  SELECT iv.user_id, iv.state, greatest(iv.s, p_from), least(coalesce(iv.nxt, p_now), p_to, p_now) FROM iv
+   WHERE least(coalesce(iv.nxt, p_now), p_to, p_now) > greatest(iv.s, p_from)
 $function$;
+
+CREATE OR REPLACE FUNCTION ck_liveness(p_users text[], p_timeout interval, p_idle interval)
+ RETURNS TABLE(user_id text, state text, state_since timestamp with time zone, last_heartbeat timestamp with time zone, valid_until timestamp with time zone, session_id text, session_state text, session_heartbeat timestamp with time zone, session_active timestamp with time zone)
+ LANGUAGE sql
+ STABLE
+AS $function$
+  SELECT us.user_id, us.current_state, us.state_since, us.last_heartbeat, ck_valid_until(us.user_id, p_timeout, p_idle),
+         s.session_id, s.state, s.last_heartbeat, s.last_active
+    FROM user_sessions us LEFT JOIN sessions s ON s.user_id = us.user_id
+   WHERE us.user_id = ANY (p_users)
+$function$;
+
+CREATE OR REPLACE FUNCTION ck_lock_users(p_users text[], p_now timestamp with time zone, p_timeout interval, p_idle interval)
+ RETURNS TABLE(user_id text, at timestamp with time zone)
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+  INSERT INTO user_sessions (user_id, current_state, state_since, last_heartbeat)
+  SELECT DISTINCT u, 'Offline', p_now, p_now FROM unnest(p_users) AS u ORDER BY 1
+  ON CONFLICT ON CONSTRAINT user_sessions_pkey DO NOTHING;
+  PERFORM 1 FROM user_sessions s WHERE s.user_id = ANY (p_users) ORDER BY s.user_id FOR UPDATE;
+  RETURN QUERY SELECT x.user_id, min(x.at) FROM ck_settle(p_users, p_now, p_timeout, p_idle) x GROUP BY x.user_id;
+END $function$;
 
 CREATE OR REPLACE FUNCTION ck_log_events()
  RETURNS trigger
@@ -417,9 +428,19 @@ BEGIN
   END IF;
   UPDATE user_sessions s SET event_xid = pg_current_xact_id()
    WHERE s.user_id IN (SELECT n.user_id FROM new_rows n) AND s.event_xid IS DISTINCT FROM pg_current_xact_id();
-  INSERT INTO events (id, user_id, state, previous_state, ts, source, content)
-  SELECT n.id, n.user_id, n.state, ck_previous_state(n.user_id, n.ts, n.id), n.ts, n.source, n.content
-    FROM new_rows n ORDER BY n.id;
+  IF TG_TABLE_NAME = 'checkpoints' THEN
+    INSERT INTO events (id, type, user_id, session_id, state, previous_state, ts, source, content)
+    SELECT n.id, 'state', n.user_id, n.session_id, n.state, ck_previous_state(n.user_id, n.ts, n.id), n.ts, n.source, n.content
+      FROM new_rows n ORDER BY n.id;
+  ELSE
+    -- A session event has an id of its own: the user's change it causes takes the checkpoint's.
+    INSERT INTO events (id, type, user_id, session_id, state, previous_state, ts, source, content)
+    SELECT nextval(pg_get_serial_sequence('checkpoints', 'id')), 'session', n.user_id, n.session_id, n.state,
+           (SELECT p.state FROM session_checkpoints p WHERE p.user_id = n.user_id AND p.session_id = n.session_id
+               AND (p.ts, p.id) < (n.ts, n.id) ORDER BY p.ts DESC, p.id DESC LIMIT 1),
+           n.ts, n.source, n.content
+      FROM new_rows n ORDER BY n.id;
+  END IF;
   RETURN NULL;
 END $function$;
 
@@ -429,6 +450,56 @@ CREATE OR REPLACE FUNCTION ck_ms(t timestamp with time zone)
  IMMUTABLE PARALLEL SAFE
 AS $function$
   SELECT round(extract(epoch FROM t) * 1000)::float8
+$function$;
+
+CREATE OR REPLACE FUNCTION ck_pending(p_users text[], p_now timestamp with time zone, p_timeout interval, p_idle interval)
+ RETURNS TABLE(user_id text, ts timestamp with time zone, state text, source text)
+ LANGUAGE sql
+ STABLE
+AS $function$
+  WITH u AS (
+    SELECT us.user_id, us.current_state, us.manual_state, us.manual_until FROM user_sessions us WHERE us.user_id = ANY (p_users)
+  ), ss AS (
+    SELECT s.* FROM sessions s WHERE s.user_id = ANY (p_users)
+  ), inst AS (
+    SELECT ss.user_id, ck_session_expiry(ss.last_heartbeat, p_timeout) AS at, 'timeout' AS source FROM ss
+     WHERE ck_session_expiry(ss.last_heartbeat, p_timeout) < p_now
+    UNION ALL
+    SELECT ss.user_id, ck_session_idle(ss.state, ss.last_heartbeat, ss.last_active, p_timeout, p_idle), 'idle' FROM ss
+     WHERE ck_session_idle(ss.state, ss.last_heartbeat, ss.last_active, p_timeout, p_idle) < p_now
+    UNION ALL
+    SELECT u.user_id, u.manual_until, 'manual' FROM u WHERE u.manual_until < p_now
+  ), alive AS (
+    SELECT i.user_id, i.at, i.source, x.state, x.since
+      FROM inst i JOIN ss ON ss.user_id = i.user_id
+      CROSS JOIN LATERAL ck_session_at(ss.state, ss.state_since, ss.last_heartbeat, ss.last_active, i.at, p_timeout, p_idle) x
+     WHERE x.state IS NOT NULL
+  ), fold AS (
+    SELECT i.user_id, i.at, i.source,
+           ck_presence(array_agg(a.state ORDER BY a.since) FILTER (WHERE a.state IS NOT NULL),
+                       array_agg(a.since ORDER BY a.since) FILTER (WHERE a.state IS NOT NULL),
+                       max(u.manual_state) FILTER (WHERE u.manual_until IS NULL OR u.manual_until > i.at)) AS state
+      FROM inst i
+      JOIN u ON u.user_id = i.user_id
+      LEFT JOIN alive a ON a.user_id = i.user_id AND a.at = i.at AND a.source = i.source
+     GROUP BY i.user_id, i.at, i.source
+  ), seq AS (
+    SELECT f.*, lag(f.state) OVER (PARTITION BY f.user_id ORDER BY f.at, f.source) AS prev FROM fold f
+  )
+  SELECT s.user_id, s.at, s.state, s.source FROM seq s JOIN u ON u.user_id = s.user_id
+   WHERE s.state IS DISTINCT FROM coalesce(s.prev, u.current_state)
+$function$;
+
+CREATE OR REPLACE FUNCTION ck_presence(p_states text[], p_since timestamp with time zone[], p_manual text)
+ RETURNS text
+ LANGUAGE sql
+ STABLE
+AS $function$
+  SELECT CASE WHEN coalesce(cardinality(p_states), 0) = 0 THEN 'Offline'
+              WHEN p_manual IS NOT NULL THEN p_manual
+              ELSE (SELECT s.state FROM unnest(p_states, p_since) WITH ORDINALITY AS s(state, since, n)
+                      LEFT JOIN state_types t ON t.name = s.state
+                     ORDER BY coalesce(t.priority, 30) DESC, s.since DESC, s.n DESC LIMIT 1) END
 $function$;
 
 CREATE OR REPLACE FUNCTION ck_previous_state(p_user text, p_ts timestamp with time zone, p_id bigint)
@@ -473,54 +544,151 @@ AS $function$
   SELECT count(*)::integer FROM gone
 $function$;
 
-CREATE OR REPLACE FUNCTION ck_record_checkpoints(p_users text[], p_states text[], p_ts timestamp with time zone[], p_contents jsonb[], p_now timestamp with time zone, p_timeout interval)
+CREATE OR REPLACE FUNCTION ck_recompute(p_users text[], p_from timestamp with time zone[], p_now timestamp with time zone)
+ RETURNS void
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+  v_changed bigint;
+BEGIN
+  WITH req AS (
+    SELECT DISTINCT ON (r.u) r.u, r.f FROM unnest(p_users, p_from) AS r(u, f) WHERE r.f IS NOT NULL ORDER BY r.u, r.f
+  ), rel AS (
+    -- Sessions that can be alive at or after f: alive now, or with history from f on.
+    SELECT req.u, s.session_id FROM req JOIN sessions s ON s.user_id = req.u
+    UNION
+    SELECT req.u, sc.session_id FROM req JOIN session_checkpoints sc ON sc.user_id = req.u AND sc.ts >= req.f
+  ), inst AS (
+    -- (f, 0): just before anything at f; then every change from f on.
+    SELECT req.u, req.f AS at, 0::bigint AS seq FROM req
+    UNION ALL SELECT req.u, sc.ts, sc.id FROM req JOIN session_checkpoints sc ON sc.user_id = req.u AND sc.ts >= req.f
+    UNION ALL SELECT req.u, m.set_at, m.id FROM req JOIN manual_presence m ON m.user_id = req.u AND m.set_at >= req.f
+    UNION ALL SELECT req.u, m.until, m.id FROM req JOIN manual_presence m
+                ON m.user_id = req.u AND m.until >= req.f AND m.until < p_now AND m.state IS NOT NULL
+  ), sess AS (
+    SELECT i.u, i.at, i.seq, x.state, x.ts AS since, x.id
+      FROM inst i JOIN rel ON rel.u = i.u
+      CROSS JOIN LATERAL (SELECT sc.state, sc.ts, sc.id FROM session_checkpoints sc
+                           WHERE sc.user_id = i.u AND sc.session_id = rel.session_id AND (sc.ts, sc.id) <= (i.at, i.seq)
+                           ORDER BY sc.ts DESC, sc.id DESC LIMIT 1) x
+     WHERE x.state <> 'Offline'
+  ), man AS (
+    SELECT i.u, i.at, i.seq, m.state
+      FROM inst i CROSS JOIN LATERAL (SELECT m.state, m.until, m.id FROM manual_presence m
+                                        WHERE m.user_id = i.u AND (m.set_at, m.id) <= (i.at, i.seq)
+                                        ORDER BY m.set_at DESC, m.id DESC LIMIT 1) m
+     WHERE m.state IS NOT NULL AND (m.until IS NULL OR (m.until, m.id) > (i.at, i.seq))
+  ), fold AS (
+    SELECT i.u, i.at, i.seq,
+           ck_presence(array_agg(s.state ORDER BY s.since, s.id) FILTER (WHERE s.state IS NOT NULL),
+                       array_agg(s.since ORDER BY s.since, s.id) FILTER (WHERE s.state IS NOT NULL),
+                       max(m.state)) AS state
+      FROM inst i
+      LEFT JOIN sess s ON s.u = i.u AND s.at = i.at AND s.seq = i.seq
+      LEFT JOIN man m ON m.u = i.u AND m.at = i.at AND m.seq = i.seq
+     GROUP BY i.u, i.at, i.seq
+  ), base AS (
+    SELECT req.u, (SELECT c.state FROM checkpoints c WHERE c.user_id = req.u AND c.ts < req.f
+                    ORDER BY c.ts DESC, c.id DESC LIMIT 1) AS state
+      FROM req
+  ), known AS (
+    -- Just before anything at f, a user with no stored row yet is in no state at all.
+    SELECT f.u, f.at, f.seq, CASE WHEN f.seq = 0 AND b.state IS NULL AND f.state = 'Offline' THEN NULL ELSE f.state END AS state
+      FROM fold f JOIN base b ON b.u = f.u
+  ), ordered AS (
+    SELECT k.u, k.at, k.seq, k.state, lag(k.state) OVER (PARTITION BY k.u ORDER BY k.at, k.seq) AS prev FROM known k
+  ), desired AS (
+    -- A change (a user whose history starts Offline shows it only when a client said so).
+    SELECT o.u, o.at, o.seq, o.state, sc.source, sc.session_id, sc.content, sc.id AS cause_id,
+           row_number() OVER (PARTITION BY o.u ORDER BY o.at, o.seq) AS n
+      FROM ordered o JOIN base b ON b.u = o.u
+      LEFT JOIN session_checkpoints sc ON sc.id = o.seq AND sc.user_id = o.u
+     WHERE o.state IS NOT NULL AND o.state IS DISTINCT FROM coalesce(o.prev, b.state)
+       AND NOT (o.state = 'Offline' AND b.state IS NULL AND o.prev IS NULL AND sc.source IS DISTINCT FROM 'client')
+  ), existing AS (
+    SELECT c.id, c.user_id AS u, c.ts, c.state, row_number() OVER (PARTITION BY c.user_id ORDER BY c.ts, c.id) AS n
+      FROM checkpoints c JOIN req ON c.user_id = req.u AND c.ts >= req.f
+  ), first_diff AS (
+    SELECT coalesce(d.u, e.u) AS u, min(coalesce(d.n, e.n)) AS n
+      FROM desired d FULL JOIN existing e ON e.u = d.u AND e.n = d.n
+     WHERE d.u IS NULL OR e.u IS NULL OR d.at <> e.ts OR d.state <> e.state
+     GROUP BY coalesce(d.u, e.u)
+  ), gone AS (
+    DELETE FROM checkpoints c USING existing e JOIN first_diff k ON k.u = e.u
+     WHERE c.id = e.id AND e.n >= k.n
+    RETURNING c.id
+  ), kept AS (
+    SELECT e.u, e.ts, max(e.id) AS max_id FROM existing e JOIN first_diff k ON k.u = e.u WHERE e.n < k.n GROUP BY e.u, e.ts
+  ), fresh AS (
+    -- Rows to insert. One caused by a client's session checkpoint takes that checkpoint's id when it is
+    -- alone at its instant and that id orders it after every row kept there (ids order rows at one instant).
+    SELECT d.*, coalesce(d.source = 'client' AND count(*) OVER (PARTITION BY d.u, d.at) = 1
+                 AND d.cause_id > coalesce(kp.max_id, 0)
+                 AND NOT EXISTS (SELECT 1 FROM events e WHERE e.id = d.cause_id)
+                 AND NOT EXISTS (SELECT 1 FROM checkpoints c WHERE c.id = d.cause_id), false) AS reuse
+      FROM desired d JOIN first_diff k ON k.u = d.u
+      LEFT JOIN kept kp ON kp.u = d.u AND kp.ts = d.at
+     WHERE d.n >= k.n
+  ), added AS (
+    INSERT INTO checkpoints (id, user_id, state, ts, content, source, session_id, received_at) OVERRIDING SYSTEM VALUE
+    SELECT f.cause_id, f.u, f.state, f.at, f.content, f.source, f.session_id, p_now FROM fresh f WHERE f.reuse
+     ORDER BY f.at, f.seq
+    RETURNING 1
+  ), added_new AS (
+    INSERT INTO checkpoints (user_id, state, ts, content, source, session_id, received_at)
+    SELECT f.u, f.state, f.at, f.content,
+           CASE WHEN f.source IS NULL THEN CASE WHEN f.seq = 0 THEN 'client' ELSE 'manual' END ELSE f.source END,
+           CASE WHEN f.source IN ('timeout', 'idle') THEN NULL ELSE f.session_id END, p_now
+      FROM fresh f WHERE NOT f.reuse
+     ORDER BY f.at, f.seq
+    RETURNING 1
+  )
+  SELECT (SELECT count(*) FROM gone) + (SELECT count(*) FROM added) + (SELECT count(*) FROM added_new) INTO v_changed;
+
+  -- The user row follows the timeline's latest row (a user with none yet stays as created).
+  UPDATE user_sessions s SET current_state = l.state, state_since = l.ts, updated_at = now()
+    FROM unnest(p_users) AS u(id)
+    CROSS JOIN LATERAL (SELECT c.state, c.ts FROM checkpoints c WHERE c.user_id = u.id
+                         ORDER BY c.ts DESC, c.id DESC LIMIT 1) l
+   WHERE s.user_id = u.id AND (s.current_state, s.state_since) IS DISTINCT FROM (l.state, l.ts);
+END $function$;
+
+CREATE OR REPLACE FUNCTION ck_record_checkpoints(p_users text[], p_sessions text[], p_states text[], p_ts timestamp with time zone[], p_contents jsonb[], p_clients text[], p_active boolean[], p_now timestamp with time zone, p_timeout interval, p_idle interval)
  RETURNS TABLE(ord integer, status text, id bigint, state text, ts timestamp with time zone, content jsonb, received_at timestamp with time zone, previous_state text)
  LANGUAGE plpgsql
 AS $function$
 DECLARE
   v_users text[];
   v_rounds integer;
+  v_from text[];
+  v_at timestamptz[];
 BEGIN
   RETURN QUERY SELECT b.ord, 'unknown_state'::text, NULL::bigint, b.state, b.ts, b.content, p_now, NULL::text
-    FROM ck_batch_rows(p_users, p_states, p_ts, p_contents) b WHERE NOT b.known;
+    FROM ck_batch_rows(p_users, p_sessions, p_states, p_ts, p_contents) b WHERE NOT b.known;
   SELECT array_agg(DISTINCT b.user_id ORDER BY b.user_id), max(b.round) INTO v_users, v_rounds
-    FROM ck_batch_rows(p_users, p_states, p_ts, p_contents) b WHERE b.known;
+    FROM ck_batch_rows(p_users, p_sessions, p_states, p_ts, p_contents) b WHERE b.known;
   IF v_users IS NULL THEN
     RETURN;
   END IF;
-
-  -- Lock every user's session row in user_id order (a placeholder, never visible outside this
-  -- transaction, for new users), so concurrent batches cannot deadlock.
-  INSERT INTO user_sessions (user_id, current_state, state_since, last_heartbeat)
-  SELECT u, 'Offline', '-infinity', '-infinity' FROM unnest(v_users) AS u ORDER BY 1
-  ON CONFLICT (user_id) DO NOTHING;
-  PERFORM 1 FROM user_sessions s WHERE s.user_id = ANY (v_users) ORDER BY s.user_id FOR UPDATE;
-
-  -- The Offline a missed sweep owes, before anything of this batch.
-  INSERT INTO checkpoints (user_id, state, ts, source, received_at)
-  SELECT x.user_id, 'Offline', x.at, 'timeout', p_now FROM (
-    SELECT s.user_id, ck_expired_at(s.current_state, s.state_since, s.last_heartbeat, p_now, p_timeout) AS at
-      FROM user_sessions s WHERE s.user_id = ANY (v_users)) x
-   WHERE x.at IS NOT NULL;
+  SELECT array_agg(l.user_id), array_agg(l.at) INTO v_from, v_at FROM ck_lock_users(v_users, p_now, p_timeout, p_idle) l;
 
   FOR r IN 1..v_rounds LOOP
-    -- Each row against the state in force at its ts: written only when it differs; a row it places before
-    -- a later one of the same state makes that later one redundant (as ck_place_checkpoint does).
     RETURN QUERY
     WITH input AS (
-      SELECT b.*, (SELECT c.state FROM checkpoints c WHERE c.user_id = b.user_id AND c.ts <= b.ts
-                    ORDER BY c.ts DESC, c.id DESC LIMIT 1) AS prev
-        FROM ck_batch_rows(p_users, p_states, p_ts, p_contents) b WHERE b.known AND b.round = r
+      SELECT b.*, (SELECT h.state FROM session_checkpoints h
+                    WHERE h.user_id = b.user_id AND h.session_id = b.session_id AND h.ts <= b.ts
+                    ORDER BY h.ts DESC, h.id DESC LIMIT 1) AS prev
+        FROM ck_batch_rows(p_users, p_sessions, p_states, p_ts, p_contents) b WHERE b.known AND b.round = r
     ), ins AS (
-      INSERT INTO checkpoints (user_id, state, ts, content, source, received_at)
-      SELECT i.user_id, i.state, i.ts, i.content, 'client', p_now FROM input i
+      INSERT INTO session_checkpoints (user_id, session_id, state, ts, content, source, received_at)
+      SELECT i.user_id, i.session_id, i.state, i.ts, i.content, 'client', p_now FROM input i
        WHERE i.prev IS DISTINCT FROM i.state ORDER BY i.ord
-      RETURNING checkpoints.id, checkpoints.user_id
+      RETURNING session_checkpoints.id, session_checkpoints.user_id
     ), redundant AS (
-      DELETE FROM checkpoints c USING input i, ins n
-       WHERE n.user_id = i.user_id AND c.user_id = i.user_id AND c.state = i.state
-         AND c.id = (SELECT c2.id FROM checkpoints c2 WHERE c2.user_id = i.user_id AND c2.ts > i.ts
-                      ORDER BY c2.ts, c2.id LIMIT 1)
+      DELETE FROM session_checkpoints c USING input i, ins n
+       WHERE n.user_id = i.user_id AND c.user_id = i.user_id AND c.session_id = i.session_id AND c.state = i.state
+         AND c.id = (SELECT h.id FROM session_checkpoints h WHERE h.user_id = i.user_id AND h.session_id = i.session_id
+                      AND h.ts > i.ts ORDER BY h.ts, h.id LIMIT 1)
       RETURNING c.id
     )
     SELECT i.ord, CASE WHEN n.id IS NULL THEN 'unchanged' ELSE 'stored' END, n.id, i.state, i.ts, i.content, p_now,
@@ -528,14 +696,157 @@ BEGIN
       FROM input i LEFT JOIN ins n ON n.user_id = i.user_id, (SELECT count(*) FROM redundant) AS done;
   END LOOP;
 
-  -- Sessions follow their latest checkpoint; a checkpoint is also a sign of life at its receipt.
-  UPDATE user_sessions s
-     SET current_state = l.state, state_since = l.ts,
-         last_heartbeat = greatest(s.last_heartbeat, p_now), updated_at = now()
-    FROM unnest(v_users) AS u(id)
-    CROSS JOIN LATERAL (SELECT c.state, c.ts FROM checkpoints c WHERE c.user_id = u.id
-                         ORDER BY c.ts DESC, c.id DESC LIMIT 1) l
-   WHERE s.user_id = u.id;
+  -- Each session touched follows its history (its latest state; gone when that is Offline) and is alive
+  -- as of receipt, active unless every checkpoint of it said otherwise.
+  WITH touched AS (
+    SELECT b.user_id, b.session_id, bool_or(coalesce(a.active, true)) AS active,
+           (array_agg(a.client ORDER BY b.ord DESC) FILTER (WHERE a.client IS NOT NULL))[1] AS client, min(b.ts) AS from_ts
+      FROM ck_batch_rows(p_users, p_sessions, p_states, p_ts, p_contents) b
+      JOIN unnest(p_clients, p_active) WITH ORDINALITY AS a(client, active, ord) ON a.ord = b.ord
+     WHERE b.known GROUP BY b.user_id, b.session_id
+  ), latest AS (
+    SELECT t.*, l.state, l.ts FROM touched t
+    CROSS JOIN LATERAL (SELECT h.state, h.ts FROM session_checkpoints h WHERE h.user_id = t.user_id AND h.session_id = t.session_id
+                         ORDER BY h.ts DESC, h.id DESC LIMIT 1) l
+  ), ended AS (
+    DELETE FROM sessions s USING latest l
+     WHERE s.user_id = l.user_id AND s.session_id = l.session_id AND l.state = 'Offline'
+  ), kept AS (
+    UPDATE sessions s
+       SET state = l.state, state_since = l.ts, last_heartbeat = greatest(s.last_heartbeat, p_now),
+           last_active = CASE WHEN l.active THEN greatest(s.last_active, p_now) ELSE s.last_active END,
+           client = coalesce(l.client, s.client)
+      FROM latest l WHERE s.user_id = l.user_id AND s.session_id = l.session_id AND l.state <> 'Offline'
+  ), started AS (
+    INSERT INTO sessions (user_id, session_id, state, state_since, last_heartbeat, last_active, client, started_at)
+    SELECT l.user_id, l.session_id, l.state, l.ts, p_now, p_now, l.client, p_now FROM latest l
+     WHERE l.state <> 'Offline' AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.user_id = l.user_id AND s.session_id = l.session_id)
+  )
+  SELECT v_from || coalesce((SELECT array_agg(l.user_id ORDER BY l.user_id, l.session_id) FROM latest l), '{}'),
+         v_at || coalesce((SELECT array_agg(l.from_ts ORDER BY l.user_id, l.session_id) FROM latest l), '{}')
+    INTO v_from, v_at;
+
+  PERFORM ck_recompute(v_from, v_at, p_now);
+  UPDATE user_sessions u SET last_heartbeat = greatest(u.last_heartbeat, p_now) WHERE u.user_id = ANY (v_users);
+END $function$;
+
+CREATE OR REPLACE FUNCTION ck_session_at(p_state text, p_since timestamp with time zone, p_last_heartbeat timestamp with time zone, p_last_active timestamp with time zone, p_at timestamp with time zone, p_timeout interval, p_idle interval, OUT state text, OUT since timestamp with time zone)
+ RETURNS record
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE
+AS $function$
+  SELECT CASE WHEN ck_session_expiry(p_last_heartbeat, p_timeout) <= p_at THEN NULL
+              WHEN ck_session_idle(p_state, p_last_heartbeat, p_last_active, p_timeout, p_idle) <= p_at THEN 'Away'
+              ELSE p_state END,
+         CASE WHEN ck_session_expiry(p_last_heartbeat, p_timeout) <= p_at THEN NULL
+              WHEN ck_session_idle(p_state, p_last_heartbeat, p_last_active, p_timeout, p_idle) <= p_at
+                THEN ck_session_idle(p_state, p_last_heartbeat, p_last_active, p_timeout, p_idle)
+              ELSE p_since END
+$function$;
+
+CREATE OR REPLACE FUNCTION ck_session_expiry(p_last_heartbeat timestamp with time zone, p_timeout interval)
+ RETURNS timestamp with time zone
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE
+AS $function$ SELECT p_last_heartbeat + p_timeout $function$;
+
+CREATE OR REPLACE FUNCTION ck_session_heartbeat(p_users text[], p_sessions text[], p_ts timestamp with time zone[], p_active boolean[], p_clients text[], p_timeout interval, p_idle interval)
+ RETURNS TABLE(user_id text, session_id text, state text, state_since timestamp with time zone, last_heartbeat timestamp with time zone, valid_until timestamp with time zone, session_state text, session_heartbeat timestamp with time zone, session_active timestamp with time zone)
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+  v_users text[];
+  v_now timestamptz;
+  v_from text[];
+  v_at timestamptz[];
+BEGIN
+  SELECT array_agg(DISTINCT u ORDER BY u), max(t) INTO v_users, v_now FROM unnest(p_users, p_ts) AS x(u, t);
+  SELECT array_agg(l.user_id), array_agg(l.at) INTO v_from, v_at FROM ck_lock_users(v_users, v_now, p_timeout, p_idle) l;
+
+  WITH input AS (
+    SELECT i.u, i.s, max(i.t) AS t, bool_or(coalesce(i.a, true)) AS active,
+           (array_agg(i.c ORDER BY i.t DESC) FILTER (WHERE i.c IS NOT NULL))[1] AS client
+      FROM unnest(p_users, p_sessions, p_ts, p_active, p_clients) AS i(u, s, t, a, c) GROUP BY i.u, i.s
+  ), cur AS (
+    SELECT i.*, s.state AS cur_state, h.source = 'idle' AS idled,
+           -- A heartbeat older than the session's end (it waited in a buffer) does not bring it back.
+           coalesce(s.state IS NULL AND h.state = 'Offline' AND h.ts > i.t, false) AS stale
+      FROM input i LEFT JOIN sessions s ON s.user_id = i.u AND s.session_id = i.s
+      LEFT JOIN LATERAL (SELECT h.source, h.state, h.ts FROM session_checkpoints h WHERE h.user_id = i.u AND h.session_id = i.s
+                          ORDER BY h.ts DESC, h.id DESC LIMIT 1) h ON true
+  ), upd AS (
+    UPDATE sessions s
+       SET last_heartbeat = greatest(s.last_heartbeat, c.t),
+           last_active = CASE WHEN c.active THEN greatest(s.last_active, c.t) ELSE s.last_active END,
+           client = coalesce(c.client, s.client),
+           state = CASE WHEN c.active AND c.idled AND s.state = 'Away' THEN 'Online' ELSE s.state END,
+           state_since = CASE WHEN c.active AND c.idled AND s.state = 'Away' THEN c.t ELSE s.state_since END
+      FROM cur c WHERE s.user_id = c.u AND s.session_id = c.s
+  ), started AS (
+    INSERT INTO sessions (user_id, session_id, state, state_since, last_heartbeat, last_active, client, started_at)
+    SELECT c.u, c.s, 'Online', c.t, c.t, c.t, c.client, c.t FROM cur c WHERE c.cur_state IS NULL AND NOT c.stale
+  ), logged AS (
+    INSERT INTO session_checkpoints (user_id, session_id, state, ts, source, received_at)
+    SELECT c.u, c.s, 'Online', c.t, 'heartbeat', v_now FROM cur c
+     WHERE (c.cur_state IS NULL AND NOT c.stale) OR (c.active AND c.idled AND c.cur_state = 'Away')
+     ORDER BY c.t
+    RETURNING session_checkpoints.user_id, session_checkpoints.ts
+  )
+  -- (Data-modifying CTEs run whether or not the query reads them.)
+  SELECT v_from || coalesce((SELECT array_agg(l.user_id ORDER BY l.ts, l.user_id) FROM logged l), '{}'),
+         v_at || coalesce((SELECT array_agg(l.ts ORDER BY l.ts, l.user_id) FROM logged l), '{}')
+    INTO v_from, v_at;
+
+  PERFORM ck_recompute(v_from, v_at, v_now);
+  UPDATE user_sessions u SET last_heartbeat = greatest(u.last_heartbeat, x.t)
+    FROM (SELECT i.u, max(i.t) AS t FROM unnest(p_users, p_ts) AS i(u, t) GROUP BY i.u) x WHERE u.user_id = x.u;
+
+  RETURN QUERY
+  SELECT i.u, i.s, us.current_state, us.state_since, us.last_heartbeat, ck_valid_until(i.u, p_timeout, p_idle),
+         s.state, s.last_heartbeat, s.last_active
+    FROM (SELECT DISTINCT x.u, x.s FROM unnest(p_users, p_sessions) AS x(u, s)) i
+    JOIN user_sessions us ON us.user_id = i.u
+    LEFT JOIN sessions s ON s.user_id = i.u AND s.session_id = i.s;
+END $function$;
+
+CREATE OR REPLACE FUNCTION ck_session_heartbeat_alive(p_users text[], p_sessions text[], p_ms bigint[], p_active_ms bigint[], p_timeout interval, p_idle interval)
+ RETURNS TABLE(user_id text, session_id text)
+ LANGUAGE sql
+AS $function$
+  WITH i AS (
+    SELECT x.u, x.s, max(to_timestamp(x.ms::float8 / 1000)) AS hb, max(to_timestamp(x.a::float8 / 1000)) AS la
+      FROM unnest(p_users, p_sessions, p_ms, p_active_ms) AS x(u, s, ms, a) GROUP BY x.u, x.s ORDER BY x.u, x.s
+  )
+  UPDATE sessions s
+     SET last_heartbeat = greatest(s.last_heartbeat, i.hb), last_active = greatest(s.last_active, coalesce(i.la, s.last_active))
+    FROM i
+   WHERE s.user_id = i.u AND s.session_id = i.s
+     AND ck_session_expiry(s.last_heartbeat, p_timeout) > i.hb
+     AND coalesce(ck_session_idle(s.state, s.last_heartbeat, s.last_active, p_timeout, p_idle) > i.hb, true)
+  RETURNING s.user_id, s.session_id
+$function$;
+
+CREATE OR REPLACE FUNCTION ck_session_idle(p_state text, p_last_heartbeat timestamp with time zone, p_last_active timestamp with time zone, p_timeout interval, p_idle interval)
+ RETURNS timestamp with time zone
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE
+AS $function$
+  SELECT CASE WHEN p_state = 'Online' AND p_idle > interval '0' AND p_last_active + p_idle < p_last_heartbeat + p_timeout
+              THEN p_last_active + p_idle END
+$function$;
+
+CREATE OR REPLACE FUNCTION ck_set_manual(p_user text, p_state text, p_until timestamp with time zone, p_now timestamp with time zone, p_timeout interval, p_idle interval)
+ RETURNS void
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+  v_from timestamptz;
+BEGIN
+  SELECT l.at INTO v_from FROM ck_lock_users(ARRAY[p_user], p_now, p_timeout, p_idle) l;
+  INSERT INTO manual_presence (user_id, state, set_at, until) VALUES (p_user, p_state, p_now, p_until);
+  UPDATE user_sessions u SET manual_state = p_state, manual_until = CASE WHEN p_state IS NULL THEN NULL ELSE p_until END
+   WHERE u.user_id = p_user;
+  PERFORM ck_recompute(ARRAY[p_user], ARRAY[least(coalesce(v_from, p_now), p_now)], p_now);
 END $function$;
 
 CREATE OR REPLACE FUNCTION ck_set_timezone(p_user text, p_tz text)
@@ -556,6 +867,52 @@ BEGIN
   END IF;
 END $function$;
 
+CREATE OR REPLACE FUNCTION ck_settle(p_users text[], p_now timestamp with time zone, p_timeout interval, p_idle interval)
+ RETURNS TABLE(user_id text, at timestamp with time zone)
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+  RETURN QUERY
+  WITH due AS (
+    SELECT s.user_id, s.session_id, ck_session_idle(s.state, s.last_heartbeat, s.last_active, p_timeout, p_idle) AS at
+      FROM sessions s WHERE s.user_id = ANY (p_users)
+  ), marked AS (
+    UPDATE sessions s SET state = 'Away', state_since = d.at
+      FROM due d WHERE s.user_id = d.user_id AND s.session_id = d.session_id AND d.at < p_now
+    RETURNING s.user_id, s.session_id, d.at
+  ), logged AS (
+    INSERT INTO session_checkpoints (user_id, session_id, state, ts, source, received_at)
+    SELECT m.user_id, m.session_id, 'Away', m.at, 'idle', p_now FROM marked m ORDER BY m.at
+    RETURNING 1
+  )
+  SELECT m.user_id, m.at FROM marked m, (SELECT count(*) FROM logged) AS done;
+
+  RETURN QUERY
+  WITH gone AS (
+    DELETE FROM sessions s WHERE s.user_id = ANY (p_users) AND ck_session_expiry(s.last_heartbeat, p_timeout) < p_now
+    RETURNING s.user_id, s.session_id, s.last_heartbeat, ck_session_expiry(s.last_heartbeat, p_timeout) AS at
+  ), logged AS (
+    INSERT INTO session_checkpoints (user_id, session_id, state, ts, source, received_at)
+    SELECT g.user_id, g.session_id, 'Offline', g.at, 'timeout', p_now FROM gone g ORDER BY g.at
+    RETURNING 1
+  ), seen AS (
+    UPDATE user_sessions u SET last_heartbeat = greatest(u.last_heartbeat, x.hb)
+      FROM (SELECT g.user_id, max(g.last_heartbeat) AS hb FROM gone g GROUP BY g.user_id) x WHERE u.user_id = x.user_id
+    RETURNING 1
+  )
+  SELECT g.user_id, g.at FROM gone g, (SELECT count(*) FROM logged) AS a, (SELECT count(*) FROM seen) AS b;
+
+  RETURN QUERY
+  WITH ended AS (
+    UPDATE user_sessions u SET manual_state = NULL, manual_until = NULL
+      FROM (SELECT o.user_id, o.manual_until FROM user_sessions o
+             WHERE o.user_id = ANY (p_users) AND o.manual_until < p_now) o
+     WHERE u.user_id = o.user_id
+    RETURNING u.user_id, o.manual_until AS at
+  )
+  SELECT e.user_id, e.at FROM ended e;
+END $function$;
+
 CREATE OR REPLACE FUNCTION ck_state_types_append_only()
  RETURNS trigger
  LANGUAGE plpgsql
@@ -564,20 +921,28 @@ BEGIN
   RAISE EXCEPTION 'state types cannot be renamed or deleted' USING ERRCODE = 'restrict_violation';
 END $function$;
 
-CREATE OR REPLACE FUNCTION ck_status(p_users text[], p_pending timestamp with time zone[], p_now timestamp with time zone, p_timeout interval)
- RETURNS TABLE(user_id text, state text, online boolean, state_since double precision, last_heartbeat double precision)
+CREATE OR REPLACE FUNCTION ck_status(p_users text[], p_pending timestamp with time zone[], p_now timestamp with time zone, p_timeout interval, p_idle interval)
+ RETURNS TABLE(user_id text, state text, online boolean, state_since double precision, last_heartbeat double precision, sessions integer, manual_state text, manual_until double precision)
  LANGUAGE sql
  STABLE
 AS $function$
-  SELECT s.user_id, t.name, t.online, ck_ms(coalesce(x.e, s.state_since)), ck_ms(h.hb)
-    FROM unnest(p_users, p_pending) AS i(u, pending)
-    JOIN user_sessions s ON s.user_id = i.u
-    CROSS JOIN LATERAL (SELECT greatest(s.last_heartbeat, i.pending) AS hb) h
-    CROSS JOIN LATERAL (SELECT ck_expired_at(s.current_state, s.state_since, h.hb, p_now, p_timeout) AS e) x
-    JOIN state_types t ON t.name = CASE WHEN x.e IS NULL THEN s.current_state ELSE 'Offline' END
+  WITH i AS (SELECT x.u, x.pending FROM unnest(p_users, p_pending) AS x(u, pending)),
+  p AS (
+    SELECT DISTINCT ON (pe.user_id) pe.user_id, pe.ts, pe.state FROM ck_pending(p_users, p_now, p_timeout, p_idle) pe
+     ORDER BY pe.user_id, pe.ts DESC, pe.source
+  )
+  SELECT us.user_id, t.name, t.online, ck_ms(coalesce(p.ts, us.state_since)),
+         ck_ms(greatest(us.last_heartbeat, i.pending, (SELECT max(s.last_heartbeat) FROM sessions s WHERE s.user_id = us.user_id))),
+         (SELECT count(*)::integer FROM sessions s
+           WHERE s.user_id = us.user_id AND ck_session_expiry(s.last_heartbeat, p_timeout) >= p_now),
+         CASE WHEN us.manual_until IS NULL OR us.manual_until >= p_now THEN us.manual_state END,
+         CASE WHEN us.manual_until >= p_now AND us.manual_state IS NOT NULL THEN ck_ms(us.manual_until) END
+    FROM i JOIN user_sessions us ON us.user_id = i.u
+    LEFT JOIN p ON p.user_id = us.user_id
+    JOIN state_types t ON t.name = coalesce(p.state, us.current_state)
 $function$;
 
-CREATE OR REPLACE FUNCTION ck_summaries(p_users text[], p_from date, p_to date, p_tz text, p_day_start interval, p_now timestamp with time zone, p_timeout interval)
+CREATE OR REPLACE FUNCTION ck_summaries(p_users text[], p_from date, p_to date, p_tz text, p_day_start interval, p_now timestamp with time zone, p_timeout interval, p_idle interval)
  RETURNS TABLE(user_id text, day date, state text, seconds double precision)
  LANGUAGE plpgsql
  STABLE
@@ -605,7 +970,7 @@ BEGIN
   IF v_live_from <= p_to THEN
     RETURN QUERY
       SELECT d.user_id, d.day, d.state, d.seconds::float8
-        FROM ck_days(v_users, v_live_from, p_to, p_tz, p_day_start, p_now, p_timeout) d
+        FROM ck_days(v_users, v_live_from, p_to, p_tz, p_day_start, p_now, p_timeout, p_idle) d
         JOIN unnest(v_users, v_upto) AS c(uid, upto) ON d.user_id = c.uid
        WHERE d.day >= c.upto;
   END IF;
@@ -634,30 +999,62 @@ BEGIN
   RETURN NULL;
 END $function$;
 
-CREATE OR REPLACE FUNCTION ck_sweep_offline(p_timeout interval, p_now timestamp with time zone DEFAULT now(), p_limit integer DEFAULT 100000)
+CREATE OR REPLACE FUNCTION ck_sweep_offline(p_timeout interval, p_now timestamp with time zone DEFAULT now(), p_limit integer DEFAULT 100000, p_idle interval DEFAULT '00:00:00'::interval)
  RETURNS integer
- LANGUAGE sql
+ LANGUAGE plpgsql
 AS $function$
-  WITH expired AS (
-    SELECT s.ctid AS tid FROM user_sessions s
-     WHERE s.current_state <> 'Offline' AND s.expiry_bucket < p_now - p_timeout
-       AND ck_expired_at(s.current_state, s.state_since, s.last_heartbeat, p_now, p_timeout) IS NOT NULL
-       AND (s.event_xid IS NULL OR s.event_xid < pg_current_xact_id())
-     ORDER BY s.expiry_bucket LIMIT p_limit
-       FOR UPDATE SKIP LOCKED
-  ), upd AS (
-    UPDATE user_sessions s
-       SET current_state = 'Offline',
-           state_since = ck_expired_at(s.current_state, s.state_since, s.last_heartbeat, p_now, p_timeout),
-           updated_at = now()
-     WHERE s.ctid = ANY (ARRAY(SELECT tid FROM expired))
-    RETURNING s.user_id, s.state_since
-  ), ins AS (
-    INSERT INTO checkpoints (user_id, state, ts, source)
-    SELECT upd.user_id, 'Offline', upd.state_since, 'timeout' FROM upd
-    RETURNING 1
+DECLARE
+  v_users text[];
+  v_at timestamptz[];
+BEGIN
+  WITH candidates AS (
+    SELECT s.user_id FROM sessions s
+     WHERE s.expiry_bucket <= p_now - p_timeout AND ck_session_expiry(s.last_heartbeat, p_timeout) < p_now
+    UNION
+    SELECT s.user_id FROM sessions s
+     WHERE p_idle > interval '0' AND s.state = 'Online' AND s.idle_bucket <= p_now - p_idle
+       AND ck_session_idle(s.state, s.last_heartbeat, s.last_active, p_timeout, p_idle) < p_now
+    UNION
+    SELECT u.user_id FROM user_sessions u WHERE u.manual_until < p_now
+  ), locked AS (
+    SELECT u.user_id FROM user_sessions u
+     WHERE u.user_id IN (SELECT c.user_id FROM candidates c) AND (u.event_xid IS NULL OR u.event_xid < pg_current_xact_id())
+     ORDER BY u.user_id LIMIT p_limit FOR UPDATE SKIP LOCKED
   )
-  SELECT count(*)::integer FROM ins
+  SELECT array_agg(l.user_id) INTO v_users FROM locked l;
+  IF v_users IS NULL THEN
+    RETURN 0;
+  END IF;
+  SELECT array_agg(x.user_id), array_agg(x.at) INTO v_users, v_at
+    FROM (SELECT s.user_id, min(s.at) AS at FROM ck_settle(v_users, p_now, p_timeout, p_idle) s GROUP BY s.user_id) x;
+  IF v_users IS NULL THEN
+    RETURN 0;
+  END IF;
+  PERFORM ck_recompute(v_users, v_at, p_now);
+  RETURN cardinality(v_users);
+END $function$;
+
+CREATE OR REPLACE FUNCTION ck_user_sessions(p_user text, p_now timestamp with time zone, p_timeout interval, p_idle interval)
+ RETURNS TABLE(session_id text, state text, state_since double precision, last_heartbeat double precision, last_active double precision, client text)
+ LANGUAGE sql
+ STABLE
+AS $function$
+  SELECT s.session_id, x.state, ck_ms(x.since), ck_ms(s.last_heartbeat), ck_ms(s.last_active), s.client
+    FROM sessions s CROSS JOIN LATERAL
+         ck_session_at(s.state, s.state_since, s.last_heartbeat, s.last_active, p_now, p_timeout, p_idle) x
+   WHERE s.user_id = p_user AND x.state IS NOT NULL
+   ORDER BY s.session_id
+$function$;
+
+CREATE OR REPLACE FUNCTION ck_valid_until(p_user text, p_timeout interval, p_idle interval)
+ RETURNS timestamp with time zone
+ LANGUAGE sql
+ STABLE
+AS $function$
+  SELECT least((SELECT u.manual_until FROM user_sessions u WHERE u.user_id = p_user),
+               (SELECT min(least(ck_session_expiry(s.last_heartbeat, p_timeout),
+                                 ck_session_idle(s.state, s.last_heartbeat, s.last_active, p_timeout, p_idle)))
+                  FROM sessions s WHERE s.user_id = p_user))
 $function$;
 
 CREATE OR REPLACE FUNCTION ck_webhook_claim(p_limit integer, p_lease interval, p_per_webhook integer)
@@ -731,13 +1128,14 @@ BEGIN
   SELECT w.id, e.id, e.user_id,
          jsonb_build_object('id', e.id::text, 'user_id', e.user_id, 'state', e.state,
                             'previous_state', e.previous_state, 'ts', ck_ms(e.ts), 'source', e.source,
-                            'content', e.content),
+                            'content', e.content, 'session_id', e.session_id),
          greatest(now(), (SELECT q.next_attempt_at FROM webhook_deliveries q
                            WHERE q.webhook_id = w.id AND q.user_id = e.user_id AND q.status = 'pending'
                            ORDER BY q.event_id LIMIT 1))
     FROM new_rows e
     JOIN webhooks w ON (w.user_ids IS NULL OR e.user_id = ANY (w.user_ids))
                    AND (w.states IS NULL OR e.state = ANY (w.states))
+   WHERE e.type = 'state'
    ORDER BY e.id, w.id
   ON CONFLICT (webhook_id, event_id) DO NOTHING;
   RETURN NULL;

@@ -80,13 +80,14 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   await states.load();
   const keys = new KeyVerifier(db);
   const metrics = new Metrics();
+  const timeouts = { heartbeatSec: config.heartbeatTimeoutSec, idleSec: config.idleTimeoutSec };
   const events = new EventHub(db, { onError: (err) => app.log.warn({ err }, 'reading the event log failed; will retry') });
   // Write transactions in flight at once: a few per instance, within the pool (PGlite has one connection).
   const lanes = db.kind === 'pglite' ? 1 : Math.max(1, Math.min(4, Math.floor(config.poolSize / 2)));
   const coalescer = new Coalescer({
     db,
     clock,
-    timeoutSec: config.heartbeatTimeoutSec,
+    timeouts,
     flushIntervalMs: config.flushIntervalMs,
     chunk: db.kind === 'pglite' ? 500 : 10_000,
     lanes,
@@ -96,7 +97,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     onError: (err) => app.log.warn({ err }, 'heartbeat flush failed; will retry'),
   });
   const checkpoints = new CheckpointWriter({
-    db, clock, timeoutSec: config.heartbeatTimeoutSec, lanes,
+    db, clock, timeouts, lanes,
     onBatch: (n, ms) => metrics.observeBatch('checkpoints', n, ms),
     onCommit: (users) => {
       for (const u of users) coalescer.forget(u);
@@ -108,21 +109,21 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   metrics.onScrape(async () => metrics.aggregationLag.set(await aggregationLagSeconds(db, clock.now())));
   await events.start();
   // A state written elsewhere (a client, the sweep, another instance) invalidates the heartbeat cache.
-  events.subscribe(({ event }) => {
-    if (event.source !== 'heartbeat') coalescer.forget(event.user_id);
+  events.subscribe(({ type, event }) => {
+    if (type === 'state' && event.source !== 'heartbeat') coalescer.forget(event.user_id);
   });
   // Sends the webhook outbox; woken by the hub, polls as a fallback. Safe in every instance (leases).
   const webhooks = new WebhookWorker({ db, events, retryBaseMs: config.webhookRetryBaseMs, timeoutMs: config.webhookTimeoutMs, log: app.log });
   const streams = new EventStreams(events, {
     ...SSE_LIMITS,
     keepAliveMs: config.sseKeepAliveSec * 1000,
-    readPage: (users) => (after, limit) => eventsAfter(db, after, users, limit),
+    readPage: (users, sessions) => (after, limit) => eventsAfter(db, after, users, limit, sessions),
     onOpen: () => metrics.sseClients.inc(),
     onClose: () => metrics.sseClients.dec(),
     onCut: (reason) => app.log.info({ reason }, 'event stream cut off'),
   });
   const secret = await tokenSecret(db, config.tokenSecret);
-  const ck: Context = { config, db, clock, states, keys, coalescer, checkpoints, events, streams, metrics, webhooks, tokenSecret: secret };
+  const ck: Context = { config, db, clock, timeouts, states, keys, coalescer, checkpoints, events, streams, metrics, webhooks, tokenSecret: secret };
   app.decorate('ck', ck);
 
   app.addSchema(Problem);

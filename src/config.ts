@@ -15,6 +15,8 @@ export interface Config {
   /** Admin API key to create at start-up if no key exists (else one is generated and printed once). */
   apiKey?: string;
   heartbeatTimeoutSec: number;
+  /** Seconds without an active heartbeat or checkpoint before an Online session is Away; 0 turns idle decay off. */
+  idleTimeoutSec: number;
   maxBackfillSec: number;
   flushIntervalMs: number;
   sweepIntervalSec: number;
@@ -88,6 +90,7 @@ export function loadConfig(env: Env = process.env): Config {
     dataDir: env.CK_DATA_DIR || './data',
     apiKey: env.CK_API_KEY || undefined,
     heartbeatTimeoutSec,
+    idleTimeoutSec: int(env, 'CK_IDLE_TIMEOUT', 300, 0, 86_400),
     maxBackfillSec,
     flushIntervalMs,
     sweepIntervalSec: int(env, 'CK_SWEEP_INTERVAL', 10, 1, 3600),

@@ -7,7 +7,7 @@ import type { EventStreams } from './events/streams.js';
 import type { Coalescer } from './liveness/coalescer.js';
 import type { Metrics } from './metrics.js';
 import type { StateRegistry } from './states/registry.js';
-import type { Clock } from './time.js';
+import type { Clock, Timeouts } from './time.js';
 import type { WebhookWorker } from './webhooks/worker.js';
 
 /** What every route and job gets: built once by buildApp, decorated on the app as `app.ck`. */
@@ -15,6 +15,8 @@ export interface Context {
   config: Config;
   db: Db;
   clock: Clock;
+  /** CK_HEARTBEAT_TIMEOUT and CK_IDLE_TIMEOUT, as every liveness rule takes them. */
+  timeouts: Timeouts;
   states: StateRegistry;
   keys: KeyVerifier;
   coalescer: Coalescer;

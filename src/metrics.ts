@@ -52,7 +52,7 @@ export class Metrics {
   });
   private readonly jobItems = new Counter({
     name: 'ck_job_items_total',
-    help: 'What job runs on this instance processed, by job and item (sweep: users_expired; retention: checkpoints_deleted, job_runs_deleted)',
+    help: 'What job runs on this instance processed, by job and item (sweep: users_settled; retention: checkpoints_deleted, job_runs_deleted)',
     labelNames: ['job', 'item'] as const, registers: [this.registry],
   });
   private readonly pool = new Gauge({
@@ -134,7 +134,7 @@ export class Metrics {
 
   /**
    * One run of a scheduled job (the `onRun` of `every()`): its duration and what it processed.
-   * @example metrics.observeJob('sweep', 12.5, { users_expired: 40 })
+   * @example metrics.observeJob('sweep', 12.5, { users_settled: 40 })
    */
   observeJob(job: string, ms: number, items: Record<string, number> = {}): void {
     this.jobDuration.observe({ job }, ms / 1000);

@@ -31,3 +31,12 @@ export interface Clock {
 }
 
 export const systemClock: Clock = { now: () => Date.now() };
+
+/** The timeouts every liveness rule takes (CK_HEARTBEAT_TIMEOUT, CK_IDLE_TIMEOUT; idle 0 = off), seconds. */
+export interface Timeouts {
+  heartbeatSec: number;
+  idleSec: number;
+}
+
+/** The two as SQL intervals, in that order. */
+export const intervals = (t: Timeouts) => [`${t.heartbeatSec} seconds`, `${t.idleSec} seconds`] as const;

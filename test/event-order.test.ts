@@ -50,7 +50,7 @@ describe.skipIf(!PG_URL)('event order when transactions commit out of id order (
       await waitFor('the first reader to get e0', () => first.got.some((e) => e.id === e0));
       // A writes checkpoint 1 and stays open; B writes checkpoint 2 and commits.
       await a.query('BEGIN');
-      const { rows } = await a.query(`SELECT id::text FROM ck_record_checkpoints('{u1}', '{Away}', ARRAY[now()], '{NULL}', now(), '60 seconds') WHERE status = 'stored'`);
+      const { rows } = await a.query(`SELECT id::text FROM ck_record_checkpoints('{u1}', '{default}', '{Away}', ARRAY[now()], '{NULL}', '{NULL}', '{t}', now(), '60 seconds', '300 seconds') WHERE status = 'stored'`);
       const e1 = rows[0].id as string;
       const e2 = (await s.req('POST', '/checkpoints', { user_id: 'u2', state: 'Away' })).body.id as string;
       expect(BigInt(e1)).toBeLessThan(BigInt(e2));
@@ -80,10 +80,10 @@ describe.skipIf(!PG_URL)('event order when transactions commit out of id order (
     try {
       await s.req('POST', '/checkpoints', { user_id: 'w', state: 'Online' });
       const write = (c: pg.Client, state: string) =>
-        c.query(`SELECT status FROM ck_record_checkpoints('{w}', ARRAY[$1], ARRAY[now()], '{NULL}', now(), '60 seconds')`, [state]);
+        c.query(`SELECT status FROM ck_record_checkpoints('{w}', '{default}', ARRAY[$1], ARRAY[now()], '{NULL}', '{NULL}', '{t}', now(), '60 seconds', '300 seconds')`, [state]);
       // X takes its transaction id first (writing something else), T1 then takes w's lock with a later id.
       await x.query('BEGIN');
-      await x.query(`SELECT status FROM ck_record_checkpoints('{other}', '{Busy}', ARRAY[now()], '{NULL}', now(), '60 seconds')`);
+      await x.query(`SELECT status FROM ck_record_checkpoints('{other}', '{default}', '{Busy}', ARRAY[now()], '{NULL}', '{NULL}', '{t}', now(), '60 seconds', '300 seconds')`);
       await t1.query('BEGIN');
       await write(t1, 'Busy');
       const waiting = write(x, 'Away').then(() => 'committed', (err: { code?: string }) => err.code);
@@ -93,7 +93,7 @@ describe.skipIf(!PG_URL)('event order when transactions commit out of id order (
       await x.query('ROLLBACK');
       // The group-commit writer retries such a batch with a new transaction: the API never shows the 40001.
       expect((await s.req('POST', '/checkpoints', { user_id: 'w', state: 'Away' })).status).toBe(201);
-      const { rows } = await s.db.query<{ state: string }>(`SELECT state FROM events WHERE user_id = 'w' ORDER BY xid, id`);
+      const { rows } = await s.db.query<{ state: string }>(`SELECT state FROM events WHERE user_id = 'w' AND type = 'state' ORDER BY xid, id`);
       expect(rows.map((r) => r.state)).toEqual(['Online', 'Busy', 'Away']);
     } finally {
       await x.end();

@@ -80,7 +80,7 @@ describe.each(BACKENDS)('GET /events (%s)', (backend) => {
     // The replay went out; now the hub hands the stream the event the client named in Last-Event-ID and
     // the replayed Busy event again, as a hub that read them late would.
     await new Promise((r) => setTimeout(r, 300));
-    const late = await eventsAfter(s.db, { xid: '0', id: '0' }, ['ev3'], 10);
+    const late = await eventsAfter(s.db, { xid: '0', id: '0' }, ['ev3'], 10, false);
     expect(late.map((e) => e.event.id)).toEqual([first.body.id, busy.body.id]);
     const hub = s.app.ck.events as unknown as { listeners: Set<(e: unknown) => void> };
     for (const e of late) for (const listener of hub.listeners) listener(e);

@@ -110,3 +110,6 @@ export async function startServer(
     },
   };
 }
+
+/** The liveness timeouts (seconds) SQL helpers take; idle decay as configured by default unless given. */
+export const timeoutsOf = (heartbeatSec: number, idleSec = 300) => ({ heartbeatSec, idleSec });

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openPostgres } from '../src/db/postgres.js';
 import { sweepOffline } from '../src/liveness/heartbeats.js';
-import { ManualClock, openTestDb, PG_URL, startServer, type TestServer } from './helpers.js';
+import { ManualClock, openTestDb, PG_URL, startServer, type TestServer, timeoutsOf } from './helpers.js';
 
 async function eventually(fn: () => Promise<void>, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -46,7 +46,7 @@ describe.skipIf(!PG_URL)('two instances on one PostgreSQL', () => {
     await a.req('POST', '/heartbeat', { user_id: 'both' });
     await b.req('POST', '/heartbeat', { user_id: 'both' });
     clock.advance(2 * 60_000);
-    await sweepOffline(b.db, 60, clock.now());
+    await sweepOffline(b.db, timeoutsOf(60), clock.now());
     await Promise.all([a.req('POST', '/heartbeat', { user_id: 'both' }), b.req('POST', '/heartbeat', { user_id: 'both' })]);
     await Promise.all([a.app.ck.coalescer.flush(), b.app.ck.coalescer.flush()]);
     const tl = (await a.req('GET', '/checkpoints?user_id=both')).body.checkpoints.map((c: any) => c.state);

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sqlState } from '../src/db/types.js';
 import { recordCheckpoint } from '../src/checkpoints/record.js';
 import { flushHeartbeats, sweepOffline } from '../src/liveness/heartbeats.js';
-import { BACKENDS, ManualClock, startServer, type TestServer } from './helpers.js';
+import { BACKENDS, ManualClock, startServer, type TestServer, timeoutsOf } from './helpers.js';
 
 describe.each(BACKENDS)('liveness (%s)', (backend) => {
   let s: TestServer;
@@ -36,9 +36,9 @@ describe.each(BACKENDS)('liveness (%s)', (backend) => {
     clock.advance(10 * 60_000);
     await s.req('POST', '/heartbeat', { user_id: 'alive' });
     await s.app.ck.coalescer.flush();
-    const n = await sweepOffline(s.db, 60, clock.now());
+    const n = await sweepOffline(s.db, timeoutsOf(60), clock.now());
     expect(n).toBeGreaterThanOrEqual(3); // ex, sw, sw2
-    expect(await sweepOffline(s.db, 60, clock.now())).toBe(0);
+    expect(await sweepOffline(s.db, timeoutsOf(60), clock.now())).toBe(0);
     expect(await timeline('sw')).toEqual([['Online', at(t0), 'heartbeat'], ['Offline', at(t0 + 60_000), 'timeout']]);
     expect((await s.req('GET', '/status/alive')).body.state).toBe('Online');
     expect((await s.req('GET', '/status/sw2')).body).toMatchObject({ state: 'Offline', state_since: at(t0 + 60_000) });
@@ -68,7 +68,7 @@ describe.each(BACKENDS)('liveness (%s)', (backend) => {
   it('a heartbeat revives a swept user with a new Online checkpoint', async () => {
     await s.req('POST', '/heartbeat', { user_id: 'rev' });
     clock.advance(120_000);
-    await sweepOffline(s.db, 60, clock.now());
+    await sweepOffline(s.db, timeoutsOf(60), clock.now());
     const r = await s.req('POST', '/heartbeat', { user_id: 'rev' });
     expect(r.body).toMatchObject({ state: 'Online', state_since: at(clock.now()) });
     expect((await timeline('rev')).map((c: string[]) => c[0])).toEqual(['Online', 'Offline', 'Online']);
@@ -80,9 +80,9 @@ describe.each(BACKENDS)('liveness (%s)', (backend) => {
     for (let i = 0; i < 6; i++) {
       clock.advance(50_000);
       await s.req('POST', '/heartbeat', { user_id: 'steady' });
-      await sweepOffline(s.db, 60, clock.now());
+      await sweepOffline(s.db, timeoutsOf(60), clock.now());
       clock.advance(5_000);
-      await sweepOffline(s.db, 60, clock.now());
+      await sweepOffline(s.db, timeoutsOf(60), clock.now());
       await s.app.ck.coalescer.flush();
     }
     expect((await timeline('steady')).map((c: string[]) => c[0])).toEqual(['Online']);
@@ -94,37 +94,38 @@ describe.each(BACKENDS)('liveness (%s)', (backend) => {
     await s.req('POST', '/heartbeat', { user_id: 'flip' }); // buffered
     expect(s.app.ck.coalescer.pendingFor('flip')).toBe(clock.now());
     // Another instance marks the user Offline directly.
-    await recordCheckpoint(s.db, { userId: 'flip', state: 'Offline', ts: clock.now() - 500 }, clock.now() - 500, 60);
+    await recordCheckpoint(s.db, { userId: 'flip', state: 'Offline', ts: clock.now() - 500 }, clock.now() - 500, timeoutsOf(60));
     await s.app.ck.coalescer.flush();
     const st = (await s.req('GET', '/status/flip')).body;
     expect(st.state).toBe('Online');
     expect((await timeline('flip')).map((c: string[]) => c[0])).toEqual(['Online', 'Offline', 'Online']);
   });
 
-  it('a flush writes alive users in the lean statement and sends the rest through ck_heartbeat', async () => {
+  it('a flush writes alive sessions in the lean statement and sends the rest through ck_session_heartbeat', async () => {
     const t0 = clock.now();
     await s.req('POST', '/heartbeat', { user_id: 'f_alive' });
     await s.req('POST', '/checkpoints', { user_id: 'f_busy', state: 'Busy' });
     await s.req('POST', '/checkpoints', { user_id: 'f_off', state: 'Offline' });
     await s.req('POST', '/checkpoints', { user_id: 'f_gap', state: 'Away' });
     const t1 = t0 + 90_000; // f_gap's last heartbeat (t0) expired at t0 + 60 s, unswept
-    const rows = await flushHeartbeats(s.db, ['f_alive', 'f_busy', 'f_off', 'f_gap', 'f_new'], [t0 + 30_000, t0 + 30_000, t1, t1, t1], 60);
-    const got = Object.fromEntries(rows.map((r) => [r.user_id, [r.state, r.state_since, r.last_heartbeat]]));
-    expect(got).toEqual({
-      f_alive: ['Online', t0, t0 + 30_000],
-      f_busy: ['Busy', t0, t0 + 30_000],
-      f_off: ['Online', t1, t1],
-      f_gap: ['Online', t1, t1],
-      f_new: ['Online', t1, t1],
-    });
+    const beat = (user: string, at: number) => ({ user, session: 'default', at, activeAt: at });
+    const slow = await flushHeartbeats(s.db, [beat('f_alive', t0 + 30_000), beat('f_busy', t0 + 30_000), beat('f_off', t1), beat('f_gap', t1), beat('f_new', t1)], timeoutsOf(60));
+    // Only what could change state went the slow way.
+    expect(slow.map((r) => r.user_id).sort()).toEqual(['f_gap', 'f_new', 'f_off']);
+    const stored = async (user: string) => (await s.db.query<{ state: string; since: number; hb: number }>(
+      `SELECT us.current_state AS state, ck_ms(us.state_since) AS since, ck_ms(greatest(us.last_heartbeat, x.last_heartbeat)) AS hb
+         FROM user_sessions us LEFT JOIN sessions x ON x.user_id = us.user_id WHERE us.user_id = $1`, [user])).rows[0];
+    expect(await stored('f_alive')).toEqual({ state: 'Online', since: t0, hb: t0 + 30_000 });
+    expect(await stored('f_busy')).toEqual({ state: 'Busy', since: t0, hb: t0 + 30_000 });
+    for (const u of ['f_off', 'f_gap', 'f_new']) expect(await stored(u)).toEqual({ state: 'Online', since: t1, hb: t1 });
     expect((await timeline('f_busy')).map((c: string[]) => c[0])).toEqual(['Busy']);
     expect(await timeline('f_gap')).toEqual([
       ['Away', at(t0), 'client'], ['Offline', at(t0 + 60_000), 'timeout'], ['Online', at(t1), 'heartbeat'],
     ]);
     expect((await timeline('f_off')).map((c: string[]) => c[0])).toEqual(['Offline', 'Online']);
     // An older buffered time never moves last_heartbeat back.
-    const [again] = await flushHeartbeats(s.db, ['f_alive'], [t0 + 10_000], 60);
-    expect(again!.last_heartbeat).toBe(t0 + 30_000);
+    await flushHeartbeats(s.db, [beat('f_alive', t0 + 10_000)], timeoutsOf(60));
+    expect((await stored('f_alive'))!.hb).toBe(t0 + 30_000);
   });
 
   it('the sweep is exact at the timeout whatever 10 s bucket a heartbeat fell in', async () => {
@@ -137,9 +138,9 @@ describe.each(BACKENDS)('liveness (%s)', (backend) => {
       { id: `b_new_${off}`, hb: now - 60_000 + 1 + off, swept: false },
     ]);
     for (const u of users) {
-      await recordCheckpoint(s.db, { userId: u.id, state: 'Busy', ts: u.hb }, u.hb, 60);
+      await recordCheckpoint(s.db, { userId: u.id, state: 'Busy', ts: u.hb }, u.hb, timeoutsOf(60));
     }
-    await sweepOffline(s.db, 60, now);
+    await sweepOffline(s.db, timeoutsOf(60), now);
     for (const u of users) {
       const st = (await s.db.query<{ current_state: string }>(`SELECT current_state FROM user_sessions WHERE user_id = $1`, [u.id])).rows[0];
       expect([u.id, st?.current_state]).toEqual([u.id, u.swept ? 'Offline' : 'Busy']);

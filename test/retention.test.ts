@@ -3,7 +3,7 @@ import { migrate } from '../src/db/migrate.js';
 import type { Queryable } from '../src/db/types.js';
 import { deleteOldCheckpoints, runRetention } from '../src/retention.js';
 import { aggregateSummaries } from '../src/summaries/sql.js';
-import { BACKENDS, ManualClock, openTestDb, startServer, type TestServer } from './helpers.js';
+import { BACKENDS, ManualClock, openTestDb, startServer, type TestServer, timeoutsOf } from './helpers.js';
 
 const DAY = 86_400_000;
 
@@ -65,7 +65,7 @@ describe.each(BACKENDS)('retention through the API (%s)', (backend) => {
   })));
 
   it('deletes what is older than the window, keeping each user\'s state at its start, summaries and all that is younger', async () => {
-    await aggregateSummaries(s.db, clock.now(), s.config.heartbeatTimeoutSec);
+    await aggregateSummaries(s.db, clock.now(), timeoutsOf(s.config.heartbeatTimeoutSec));
     const before = await allRows(s.db);
     const progress = (await s.db.query('SELECT * FROM summary_progress ORDER BY user_id')).rows;
     const seen = await views();

@@ -74,7 +74,7 @@ describe('pg_cron scheduler', () => {
       const unavailable = await cronUnavailable(db);
       if (unavailable) ctx.skip(unavailable);
       // Last heartbeat five minutes ago.
-      await writeHeartbeats(db, ['cron-user'], [Date.now() - 300_000], 60);
+      await writeHeartbeats(db, [{ user: 'cron-user', session: 'default', at: Date.now() - 300_000, active: true }], { heartbeatSec: 60, idleSec: 300 });
       const names = await installCron(db, testConfig());
       expect(names).toEqual(['sweep', 'aggregate', 'event-prune', 'webhook-prune'].map((j) => `ck-${j}-${db.schema}`));
       await installCron(db, testConfig()); // idempotent

@@ -37,8 +37,8 @@ function fakeHub() {
 }
 
 const event = (id: number, user: string): LoggedEvent => {
-  const e: StateEvent = { id: String(id), user_id: user, state: 'Busy', previous_state: null, timestamp: '2026-12-01T00:00:00.000Z', source: 'client', content: null };
-  return { position: { xid: '100', id: String(id) }, event: e, frame: `id: ${id}\nevent: state\ndata: ${JSON.stringify(e)}\n\n` };
+  const e: StateEvent = { id: String(id), user_id: user, session_id: null, state: 'Busy', previous_state: null, timestamp: '2026-12-01T00:00:00.000Z', source: 'client', content: null };
+  return { position: { xid: '100', id: String(id) }, type: 'state', event: e, frame: `id: ${id}\nevent: state\ndata: ${JSON.stringify(e)}\n\n` };
 };
 
 describe('event streams (units, fake sinks)', () => {

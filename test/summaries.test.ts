@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { aggregateSummaries } from '../src/summaries/sql.js';
-import { BACKENDS, ManualClock, startServer, type TestServer } from './helpers.js';
+import { BACKENDS, ManualClock, startServer, type TestServer, timeoutsOf } from './helpers.js';
 
 const H = 3600_000;
 
@@ -36,8 +36,8 @@ describe.each(BACKENDS)('summaries and timeline (%s)', (backend) => {
 
   it('uses stored aggregates once aggregated, and a back-fill makes them recompute', async () => {
     const before = (await s.req('GET', '/summaries?user_id=sum1&from=2026-11-24&to=2026-11-26')).body;
-    expect(await aggregateSummaries(s.db, clock.now(), 60)).toBeGreaterThan(0);
-    expect(await aggregateSummaries(s.db, clock.now(), 60)).toBe(0); // idempotent: nothing due
+    expect(await aggregateSummaries(s.db, clock.now(), timeoutsOf(60))).toBeGreaterThan(0);
+    expect(await aggregateSummaries(s.db, clock.now(), timeoutsOf(60))).toBe(0); // idempotent: nothing due
     const stored = await s.db.query('SELECT day::text, state, seconds::float8 AS seconds FROM state_summaries WHERE user_id = $1 ORDER BY day, state', ['sum1']);
     expect(stored.rows.length).toBeGreaterThan(0);
     const after = (await s.req('GET', '/summaries?user_id=sum1&from=2026-11-24&to=2026-11-26')).body;
@@ -46,7 +46,7 @@ describe.each(BACKENDS)('summaries and timeline (%s)', (backend) => {
     await cp('sum1', 'Away', '2026-11-25T02:00:00.000Z');
     const late = (await s.req('GET', '/summaries?user_id=sum1&from=2026-11-25&to=2026-11-25')).body;
     expect(late.days[0].seconds).toEqual({ Away: 3600, Busy: 1800, Offline: 21 * 3600, Online: 5400 });
-    await aggregateSummaries(s.db, clock.now(), 60);
+    await aggregateSummaries(s.db, clock.now(), timeoutsOf(60));
     const again = (await s.req('GET', '/summaries?user_id=sum1&from=2026-11-25&to=2026-11-25')).body;
     expect(again.days[0].seconds).toEqual(late.days[0].seconds);
   });

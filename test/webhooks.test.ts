@@ -3,7 +3,7 @@ import { recordCheckpoint } from '../src/checkpoints/record.js';
 import { openPostgres } from '../src/db/postgres.js';
 import type { Db } from '../src/db/types.js';
 import { countPending, pruneDeliveries } from '../src/webhooks/outbox.js';
-import { BACKENDS, openTestDb, PG_URL, startServer, type TestServer } from './helpers.js';
+import { BACKENDS, openTestDb, PG_URL, startServer, type TestServer, timeoutsOf } from './helpers.js';
 import { assertInOrderExactlyOnce, startReceiver, verifySignature } from './webhook-receiver.js';
 import { waitFor } from './wait.js';
 
@@ -68,7 +68,7 @@ describe.each(BACKENDS)('webhooks (%s)', (backend) => {
       }
       // The same object as the SSE stream sends.
       const busy = rx.acked().find((r) => r.event.id === ids.o1![1])!.event;
-      expect(Object.keys(busy)).toEqual(['id', 'user_id', 'state', 'previous_state', 'timestamp', 'source', 'content']);
+      expect(Object.keys(busy)).toEqual(['id', 'user_id', 'session_id', 'state', 'previous_state', 'timestamp', 'source', 'content']);
       expect(busy).toMatchObject({ user_id: 'o1', state: 'Busy', previous_state: 'Away', source: 'client', content: { call: 7 } });
       expect(busy.timestamp).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
 
@@ -209,7 +209,7 @@ describe.each(BACKENDS)('webhook delivery across restarts and instances (%s)', (
       const ids = await changes(s1, [['r1', 'Busy'], ['r1', 'Away'], ['r2', 'Busy']]);
       await waitFor('attempts before the restart', () => (rx.got.length >= 2 ? true : undefined));
       await s1.close();
-      const down = await recordCheckpoint(db, { userId: 'r1', state: 'Online', ts: Date.now() }, Date.now(), 60);
+      const down = await recordCheckpoint(db, { userId: 'r1', state: 'Online', ts: Date.now() }, Date.now(), timeoutsOf(60));
       ids.r1!.push(down.status === 'stored' ? down.row.id : 'missing');
       open = true;
       s2 = await startServer(backend, { db, env });

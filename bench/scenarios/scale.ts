@@ -1,3 +1,4 @@
+const liveness = (heartbeatSec: number) => ({ heartbeatSec, idleSec: 300 });
 import { sweepOffline } from '../../src/liveness/heartbeats.js';
 import { aggregateSummaries } from '../../src/summaries/sql.js';
 import type { Scenario } from '../context.js';
@@ -38,19 +39,19 @@ export const scale: Scenario = async (ctx) => {
   ctx.log('scale: sweeps');
   const idle: number[] = [];
   for (let i = 0; i < 5; i++) {
-    const r = await timed(() => sweepOffline(db, timeoutSec, sweepAt));
+    const r = await timed(() => sweepOffline(db, liveness(timeoutSec), sweepAt));
     if (r.value !== 0) throw new Error(`the sweep expired ${r.value} users; expected none`);
     idle.push(r.ms);
   }
   await silence(db, n - tenth + 1, n, loadedAt);
   await vacuum(db, 'user_sessions');
-  const sweep = await timed(() => sweepOffline(db, timeoutSec, sweepAt, tenth));
+  const sweep = await timed(() => sweepOffline(db, liveness(timeoutSec), sweepAt, tenth));
 
   ctx.log('scale: aggregating summaries');
   const aggregate = await timed(async () => {
     let users = 0;
     for (;;) {
-      const k = await aggregateSummaries(db, Date.now(), timeoutSec);
+      const k = await aggregateSummaries(db, Date.now(), liveness(timeoutSec));
       users += k;
       if (k === 0) return users;
     }

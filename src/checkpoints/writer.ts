@@ -1,12 +1,12 @@
 import { Batcher } from '../db/batcher.js';
 import type { Db } from '../db/types.js';
-import type { Clock } from '../time.js';
+import type { Clock, Timeouts } from '../time.js';
 import { type CheckpointInput, type CheckpointResult, recordCheckpoints } from './record.js';
 
 export interface CheckpointWriterOptions {
   db: Db;
   clock: Clock;
-  timeoutSec: number;
+  timeouts: Timeouts;
   /** Transactions in flight at once; a user's checkpoints always share one, in arrival order. */
   lanes: number;
   /** After a batch committed: the users whose state it changed. */
@@ -24,7 +24,7 @@ export class CheckpointWriter {
 
   constructor(private readonly o: CheckpointWriterOptions) {
     this.batcher = new Batcher(async (inputs) => {
-      const results = await recordCheckpoints(o.db, inputs, o.clock.now(), o.timeoutSec);
+      const results = await recordCheckpoints(o.db, inputs, o.clock.now(), o.timeouts);
       const changed = results.flatMap((r) => (r.status === 'stored' ? [r.row.user_id] : []));
       if (changed.length) this.o.onCommit?.(changed);
       return results;

@@ -1,10 +1,16 @@
 import type { Queryable } from '../db/types.js';
 import { iso } from '../time.js';
 
-/** A state-change event as the stream and webhooks send it. `id` is the event's id in the log. */
+/**
+ * A change event as the stream and webhooks send it. `id` is the event's id in the log: the id of the
+ * user's checkpoint (a `state` event: the user's state changed) or of the session's (a `session` event,
+ * streamed only to clients that ask for them). `session_id`: the session whose write caused it (null for a
+ * timeout, idle decay or manual presence of a state event).
+ */
 export interface StateEvent {
   id: string;
   user_id: string;
+  session_id: string | null;
   state: string;
   previous_state: string | null;
   timestamp: string;
@@ -12,10 +18,13 @@ export interface StateEvent {
   content: Record<string, unknown> | null;
 }
 
+export type EventType = 'state' | 'session';
+
 /** An event as the database hands it over (the log, or a webhook delivery's snapshot): `ts` in epoch ms. */
 export interface EventRow {
   id: string;
   user_id: string;
+  session_id?: string | null;
   state: string;
   previous_state: string | null;
   ts: number;
@@ -25,7 +34,7 @@ export interface EventRow {
 
 /** The one mapping from a stored event to the API's, keys in the order they are sent. */
 export const toEvent = (r: EventRow): StateEvent => ({
-  id: r.id, user_id: r.user_id, state: r.state, previous_state: r.previous_state,
+  id: r.id, user_id: r.user_id, session_id: r.session_id ?? null, state: r.state, previous_state: r.previous_state,
   timestamp: iso(r.ts), source: r.source, content: r.content,
 });
 
@@ -46,32 +55,36 @@ export const isAfter = (a: Position, b: Position) => (a.xid === b.xid ? bigger(a
 /** An event as it leaves the log: its position, the event, and its stream frame (made once for every reader). */
 export interface LoggedEvent {
   position: Position;
+  type: EventType;
   event: StateEvent;
-  /** `id: <event id>`, `event: state` and the JSON, as Server-Sent Events frame it. */
+  /** `id: <event id>`, `event: <type>` and the JSON, as Server-Sent Events frame it. */
   frame: string;
 }
 
 interface LogRow extends EventRow {
   xid: string;
+  type: EventType;
 }
 
 const toLogged = (r: LogRow): LoggedEvent => {
   const event = toEvent(r);
-  return { position: { xid: r.xid, id: r.id }, event, frame: `id: ${r.id}\nevent: state\ndata: ${JSON.stringify(event)}\n\n` };
+  return { position: { xid: r.xid, id: r.id }, type: r.type, event, frame: `id: ${r.id}\nevent: ${r.type}\ndata: ${JSON.stringify(event)}\n\n` };
 };
 
 /**
  * Events after `after` that every reader may hand out now (below the oldest transaction still running:
  * an event whose transaction commits later cannot land behind this page), in delivery order, for some
- * users or all.
+ * users or all, session events too or not.
  */
-export async function eventsAfter(db: Queryable, after: Position, users: string[] | undefined, limit: number): Promise<LoggedEvent[]> {
+export async function eventsAfter(
+  db: Queryable, after: Position, users: string[] | undefined, limit: number, sessions = true,
+): Promise<LoggedEvent[]> {
   const { rows } = await db.query<LogRow>(
-    `SELECT id::text, xid::text, user_id, state, previous_state, ck_ms(ts) AS ts, source, content FROM events
+    `SELECT id::text, xid::text, type, user_id, session_id, state, previous_state, ck_ms(ts) AS ts, source, content FROM events
       WHERE (xid, id) > ($1::xid8, $2::bigint) AND xid < ck_event_frontier()
-        AND ($3::text[] IS NULL OR user_id = ANY ($3))
+        AND ($3::text[] IS NULL OR user_id = ANY ($3)) AND ($5 OR type = 'state')
       ORDER BY xid, id LIMIT $4`,
-    [after.xid, after.id, users ?? null, limit],
+    [after.xid, after.id, users ?? null, limit, sessions],
   );
   return rows.map(toLogged);
 }

@@ -6,8 +6,8 @@ export interface StreamsOptions extends StreamLimits {
   /** Unsent bytes across all streams of this instance; past it the furthest-behind clients are cut off. */
   maxTotalBuffered: number;
   keepAliveMs: number;
-  /** Replay pages for some users, or all (undefined). */
-  readPage: (users: string[] | undefined) => ReadPage;
+  /** Replay pages for some users, or all (undefined), with session events or without. */
+  readPage: (users: string[] | undefined, sessions: boolean) => ReadPage;
   onOpen?: () => void;
   onClose?: () => void;
   onCut?: (reason: string) => void;
@@ -17,6 +17,8 @@ interface Entry {
   stream: EventStream;
   sink: Sink;
   users: string[] | undefined;
+  /** Whether the client asked for session events too. */
+  sessions: boolean;
 }
 
 /**
@@ -47,12 +49,12 @@ export class EventStreams {
   }
 
   /** Opens a stream on `sink` for `users` (all when undefined) after `from` (live only when undefined); runs its replay. */
-  async open(sink: Sink, users: string[] | undefined, from: Position | undefined): Promise<void> {
-    const stream = new EventStream(sink, from, this.o, this.o.readPage(users), (reason) => this.o.onCut?.(reason), (bytes) => {
+  async open(sink: Sink, users: string[] | undefined, from: Position | undefined, sessions = false): Promise<void> {
+    const stream = new EventStream(sink, from, this.o, this.o.readPage(users, sessions), (reason) => this.o.onCut?.(reason), (bytes) => {
       this.writtenSince += bytes;
       if (this.lastTotal + this.writtenSince > this.o.maxTotalBuffered) this.enforceTotal();
     });
-    const entry: Entry = { stream, sink, users };
+    const entry: Entry = { stream, sink, users, sessions };
     this.all.set(sink, entry);
     if (users === undefined) this.everyone.add(entry);
     else {
@@ -104,9 +106,10 @@ export class EventStreams {
   }
 
   private deliver(e: LoggedEvent): void {
-    for (const entry of this.everyone) entry.stream.offer(e);
+    const session = e.type === 'session';
+    for (const entry of this.everyone) if (!session || entry.sessions) entry.stream.offer(e);
     const watchers = this.byUser.get(e.event.user_id);
-    if (watchers) for (const entry of watchers) entry.stream.offer(e);
+    if (watchers) for (const entry of watchers) if (!session || entry.sessions) entry.stream.offer(e);
   }
 
   private tick(): void {

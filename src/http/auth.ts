@@ -18,7 +18,10 @@ export interface Principal {
  */
 export interface UserField {
   in: 'body' | 'params' | 'querystring';
+  /** A field holding a user id or an array of them; `list.key` names `key` in each object of array `list`. */
   field: string;
+  /** More fields that name users (all must name the token's own). */
+  also?: string[];
   absent?: 'own' | 'deny';
 }
 
@@ -27,8 +30,8 @@ declare module 'fastify' {
     principal?: Principal;
   }
   interface FastifyContextConfig {
-    /** Scope a route needs; routes without one are public. */
-    scope?: Scope;
+    /** Scope a route needs (`any`: any valid key or token); routes without one are public. */
+    scope?: Scope | 'any';
     /** The user(s) the route acts on; a per-user token may name only its own. */
     user?: UserField;
     /** Only API keys: per-user tokens are refused whatever their scopes (service-wide data). */
@@ -45,10 +48,10 @@ export function bearerOf(header: string | undefined): string | undefined {
 }
 
 /** Why a principal may not use a route that needs `scope`, or undefined when it may. */
-export function refusal(principal: Principal | undefined, scope: Scope, keysOnly = false) {
+export function refusal(principal: Principal | undefined, scope: Scope | 'any', keysOnly = false) {
   if (!principal) return ERRORS.unauthorized('the API key or token is unknown, revoked or expired');
   if (keysOnly && principal.kind === 'token') return ERRORS.forbidden('this route needs an API key; per-user tokens cannot use it');
-  if (!hasScope(principal, scope)) return ERRORS.forbidden(`this ${principal.kind} lacks the "${scope}" scope`);
+  if (scope !== 'any' && !hasScope(principal, scope)) return ERRORS.forbidden(`this ${principal.kind} lacks the "${scope}" scope`);
   return undefined;
 }
 
@@ -87,15 +90,23 @@ export function ckOwnUser(req: FastifyRequest, _reply: FastifyReply, done: (err?
   const spec = req.routeOptions.config.user;
   if (own === undefined || !spec) return done();
   const part = (spec.in === 'querystring' ? req.query : req[spec.in]) as Record<string, unknown> | undefined;
-  const value = part?.[spec.field];
-  if (value === undefined) {
+  const named = [spec.field, ...(spec.also ?? [])].flatMap((f) => usersIn(part, f));
+  if (named.length === 0) {
     if (spec.absent !== 'own') return done(ERRORS.otherUser());
     // Narrow "every user" to the token's own (arrays stay arrays, as the schema has them).
     (part as Record<string, unknown>)[spec.field] = routeWantsArray(req, spec) ? [own] : own;
     return done();
   }
-  const named = Array.isArray(value) ? value : [value];
   done(named.every((u) => u === own) ? undefined : ERRORS.otherUser());
+}
+
+/** The user ids a request part names in `field` (`list.key`: in each object of an array). */
+function usersIn(part: Record<string, unknown> | undefined, field: string): unknown[] {
+  const [name, key] = field.split('.') as [string, string | undefined];
+  const value = part?.[name];
+  if (value === undefined) return [];
+  const list = Array.isArray(value) ? value : [value];
+  return key === undefined ? list : list.map((x) => (x as Record<string, unknown>)?.[key]);
 }
 
 function routeWantsArray(req: FastifyRequest, spec: UserField): boolean {

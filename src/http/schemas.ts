@@ -12,6 +12,9 @@ export const Text = (maxLength: number, opts: { description?: string; examples?:
 /** 1 to 128 characters of text. */
 export const UserId = Text(128, { description: "Your application's id for the user", examples: ['alice'] });
 
+/** 1 to 128 characters of text: one of the user's devices or tabs. */
+export const SessionId = Text(128, { description: 'The device or tab (one session each); default "default"', examples: ['phone-7f3a'] });
+
 /** RFC 3339 string or integer epoch milliseconds; parsed by parseInstant. */
 export const Instant = Type.Unsafe<string | number>({
   description: 'RFC 3339 timestamp or integer epoch milliseconds',
@@ -26,6 +29,11 @@ export const Status = Type.Object({
   online: Type.Boolean(),
   state_since: Type.String({ format: 'date-time' }),
   last_heartbeat: Type.String({ format: 'date-time' }),
+  sessions: Type.Optional(Type.Integer({ description: 'Sessions alive now (GET /status)' })),
+  manual: Type.Optional(Type.Union([
+    Type.Object({ state: Type.String(), until: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]) }),
+    Type.Null(),
+  ], { description: 'The manual presence in force (GET /status)' })),
 });
 
 export const Problem = Type.Object({

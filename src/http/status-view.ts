@@ -11,8 +11,13 @@ const isoOf = (ms: number) => (ms === lastMs ? lastIso : (lastIso = iso((lastMs 
  * of a status: the heartbeat route, the heartbeat lane and GET /status all answer with it.
  */
 export function statusJson(s: Status): string {
-  return `{"user_id":${JSON.stringify(s.user_id)},"state":${JSON.stringify(s.state)},"online":${s.online},`
-    + `"state_since":"${iso(s.state_since)}","last_heartbeat":"${isoOf(s.last_heartbeat)}"}`;
+  const head = `{"user_id":${JSON.stringify(s.user_id)},"state":${JSON.stringify(s.state)},"online":${s.online},`
+    + `"state_since":"${iso(s.state_since)}","last_heartbeat":"${isoOf(s.last_heartbeat)}"`;
+  if (s.sessions === undefined) return `${head}}`;
+  const manual = s.manual
+    ? `{"state":${JSON.stringify(s.manual.state)},"until":${s.manual.until === null ? 'null' : `"${iso(s.manual.until)}"`}}`
+    : 'null';
+  return `${head},"sessions":${s.sessions},"manual":${manual}}`;
 }
 
 /** A JSON array of statuses. */

@@ -13,12 +13,12 @@ export function cronJobs(config: Config, schema: string) {
     {
       name: `ck-sweep-${schema}`,
       schedule: '* * * * *',
-      command: `${path}SELECT ck_sweep_offline('${config.heartbeatTimeoutSec} seconds'::interval)`,
+      command: `${path}SELECT ck_sweep_offline('${config.heartbeatTimeoutSec} seconds'::interval, now(), 100000, '${config.idleTimeoutSec} seconds'::interval)`,
     },
     {
       name: `ck-aggregate-${schema}`,
       schedule: '* * * * *',
-      command: `${path}SELECT ck_aggregate_summaries(now(), '${config.heartbeatTimeoutSec} seconds'::interval, 5000)`,
+      command: `${path}SELECT ck_aggregate_summaries(now(), '${config.heartbeatTimeoutSec} seconds'::interval, 1000, '${config.idleTimeoutSec} seconds'::interval)`,
     },
     {
       name: `ck-event-prune-${schema}`,

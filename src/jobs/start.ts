@@ -13,7 +13,7 @@ export interface Jobs {
 
 /** Starts the scheduled jobs for CK_SCHEDULER: in-app (advisory-locked), pg_cron (installed), or none. */
 export async function startJobs(ck: Context, log: JobLogger): Promise<Jobs> {
-  const { config, db, clock, metrics } = ck;
+  const { config, db, clock, metrics, timeouts } = ck;
   if (config.scheduler === 'off') return { stop: async () => {} };
   if (config.scheduler === 'pg_cron') {
     await installCron(db, config);
@@ -21,10 +21,10 @@ export async function startJobs(ck: Context, log: JobLogger): Promise<Jobs> {
   }
   const jobs = [
     every(db, 'sweep', config.sweepIntervalSec * 1000,
-      (tx) => sweepOffline(tx, config.heartbeatTimeoutSec, clock.now()), log,
-      (ms, n) => metrics.observeJob('sweep', ms, { users_expired: n as number })),
+      (tx) => sweepOffline(tx, timeouts, clock.now()), log,
+      (ms, n) => metrics.observeJob('sweep', ms, { users_settled: n as number })),
     every(db, 'aggregate', config.aggregateIntervalSec * 1000,
-      (tx) => aggregateSummaries(tx, clock.now(), config.heartbeatTimeoutSec), log),
+      (tx) => aggregateSummaries(tx, clock.now(), timeouts), log),
     every(db, 'webhook-prune', 600_000, (tx) => pruneDeliveries(tx, WEBHOOK_DELIVERIES_KEEP_SEC), log),
     every(db, 'event-prune', 600_000, (tx) => pruneEvents(tx, EVENTS_KEEP_SEC), log),
   ];

@@ -1,5 +1,10 @@
 import type { Queryable } from '../db/types.js';
-import { iso } from '../time.js';
+import { intervals, iso, type Timeouts } from '../time.js';
+
+/**
+ * The session a write names when it names none: clients from before sessions are one session each.
+ */
+export const DEFAULT_SESSION = 'default';
 
 /** A user's liveness as a heartbeat leaves it; times in epoch ms. */
 export interface Liveness {
@@ -9,48 +14,78 @@ export interface Liveness {
   last_heartbeat: number;
 }
 
-const interval = (sec: number) => `${sec} seconds`;
-
-/** One set-based write for any number of users (newest time per user wins); writes their state changes. */
-export async function writeHeartbeats(db: Queryable, users: string[], times: number[], timeoutSec: number): Promise<Liveness[]> {
-  const { rows } = await db.query<Liveness>(
-    `SELECT user_id, state, ck_ms(state_since) AS state_since, ck_ms(last_heartbeat) AS last_heartbeat
-       FROM ck_heartbeat($1::text[], $2::timestamptz[], $3::interval)`,
-    [users, times.map(iso), interval(timeoutSec)],
-  );
-  return rows;
+/** One heartbeat: of a user's session, at `at`, active (input) or not, from a client. */
+export interface Beat {
+  user: string;
+  session: string;
+  at: number;
+  active: boolean;
+  client?: string;
 }
 
 /**
- * The flush: one lean statement for users still alive (ck_heartbeat_alive), then ck_heartbeat for the
- * few it skipped (unknown, Offline, silent past the timeout), so their state changes are written.
+ * A user as stored and one of their sessions (undefined fields: the user has no alive session), with
+ * until when the stored state holds unless someone writes (null: no timed change ahead).
  */
-export async function flushHeartbeats(db: Queryable, users: string[], times: number[], timeoutSec: number): Promise<Liveness[]> {
-  const { rows } = await db.query<Liveness>(
-    `SELECT user_id, state, state_since, last_heartbeat FROM ck_heartbeat_alive($1::text[], $2::bigint[], $3::interval)`,
-    [users, times, interval(timeoutSec)],
-  );
-  if (rows.length === users.length) return rows;
-  const done = new Set(rows.map((r) => r.user_id));
-  const rest = users.flatMap((u, i) => (done.has(u) ? [] : [i]));
-  if (rest.length === 0) return rows; // duplicates in the input
-  return rows.concat(await writeHeartbeats(db, rest.map((i) => users[i]!), rest.map((i) => times[i]!), timeoutSec));
+export interface StoredLiveness extends Liveness {
+  valid_until: number | null;
+  session_id: string | null;
+  session_state: string | null;
+  session_heartbeat: number | null;
+  session_active: number | null;
 }
 
-/** Users' liveness as stored (no lock, no write): the cold-cache lookup. Unknown users are left out. */
-export async function readLiveness(db: Queryable, users: string[]): Promise<Liveness[]> {
-  const { rows } = await db.query<Liveness>(
-    `SELECT user_id, current_state AS state, ck_ms(state_since) AS state_since, ck_ms(last_heartbeat) AS last_heartbeat
-       FROM user_sessions WHERE user_id = ANY ($1::text[])`,
-    [users],
+const LIVENESS_COLUMNS = `user_id, state, ck_ms(state_since) AS state_since, ck_ms(last_heartbeat) AS last_heartbeat,
+  ck_ms(valid_until) AS valid_until, session_id, session_state, ck_ms(session_heartbeat) AS session_heartbeat,
+  ck_ms(session_active) AS session_active`;
+
+/** Heartbeats that may change state, written in one transaction (ck_session_heartbeat); one row per (user, session). */
+export async function writeHeartbeats(db: Queryable, beats: Beat[], t: Timeouts): Promise<StoredLiveness[]> {
+  const { rows } = await db.query<StoredLiveness>(
+    `SELECT ${LIVENESS_COLUMNS} FROM ck_session_heartbeat($1::text[], $2::text[], $3::timestamptz[], $4::boolean[], $5::text[], $6::interval, $7::interval)`,
+    [beats.map((b) => b.user), beats.map((b) => b.session), beats.map((b) => iso(b.at)), beats.map((b) => b.active),
+      beats.map((b) => b.client ?? null), ...intervals(t)],
   );
   return rows;
 }
 
-/** Writes the Offline of every user whose heartbeat ran out by `nowMs` (ck_sweep_offline). */
-export async function sweepOffline(db: Queryable, timeoutSec: number, nowMs: number, limit = 100_000): Promise<number> {
-  const { rows } = await db.query<{ n: number }>(`SELECT ck_sweep_offline($1::interval, $2, $3) AS n`, [
-    interval(timeoutSec), iso(nowMs), limit,
-  ]);
+/** Users as stored with their sessions (ck_liveness): the cold-cache lookup, no write. */
+export async function readLiveness(db: Queryable, users: string[], t: Timeouts): Promise<StoredLiveness[]> {
+  const { rows } = await db.query<StoredLiveness>(
+    `SELECT ${LIVENESS_COLUMNS} FROM ck_liveness($1::text[], $2::interval, $3::interval)`, [users, ...intervals(t)],
+  );
+  return rows;
+}
+
+/** A buffered heartbeat of one session: newest time, and newest active time (0: none). */
+export interface Buffered {
+  user: string;
+  session: string;
+  at: number;
+  activeAt: number;
+}
+
+/**
+ * The flush: one lean statement for sessions still alive and not due for anything
+ * (ck_session_heartbeat_alive), then ck_session_heartbeat for the few it skipped (unknown, expired, idle
+ * due), so their state changes are written. Returns the rows the second statement wrote.
+ */
+export async function flushHeartbeats(db: Queryable, beats: Buffered[], t: Timeouts): Promise<StoredLiveness[]> {
+  const { rows } = await db.query<{ user_id: string; session_id: string }>(
+    `SELECT user_id, session_id FROM ck_session_heartbeat_alive($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::interval, $6::interval)`,
+    [beats.map((b) => b.user), beats.map((b) => b.session), beats.map((b) => b.at), beats.map((b) => b.activeAt || null), ...intervals(t)],
+  );
+  if (rows.length === beats.length) return [];
+  const done = new Set(rows.map((r) => `${r.user_id}\u0000${r.session_id}`));
+  const rest = beats.filter((b) => !done.has(`${b.user}\u0000${b.session}`));
+  if (rest.length === 0) return []; // duplicates in the input
+  // A buffered heartbeat that is inactive is written at its own time; an active one also moves last_active.
+  return writeHeartbeats(db, rest.map((b) => ({ user: b.user, session: b.session, at: b.at, active: b.activeAt > 0 })), t);
+}
+
+/** Writes every idle decay, expiry and manual presence end due by `nowMs` (ck_sweep_offline); returns users settled. */
+export async function sweepOffline(db: Queryable, t: Timeouts, nowMs: number, limit = 100_000): Promise<number> {
+  const [timeout, idle] = intervals(t);
+  const { rows } = await db.query<{ n: number }>(`SELECT ck_sweep_offline($1::interval, $2, $3, $4::interval) AS n`, [timeout, iso(nowMs), limit, idle]);
   return rows[0]!.n;
 }

@@ -5,6 +5,8 @@ export interface StateType {
   online: boolean;
   builtin: boolean;
   color: string | null;
+  /** Precedence between sessions' states (higher wins); built-ins DoNotDisturb 50 ... Offline 0. */
+  priority: number;
 }
 
 /** The state registry, cached in memory; reloaded when a name is not found (another instance added it). */
@@ -16,7 +18,7 @@ export class StateRegistry {
 
   async load(): Promise<StateType[]> {
     const { rows } = await this.db.query<StateType>(
-      `SELECT name, online, builtin, color FROM state_types ORDER BY builtin DESC, name`,
+      `SELECT name, online, builtin, color, priority FROM state_types ORDER BY builtin DESC, priority DESC, name`,
     );
     this.byName = new Map(rows.map((r) => [r.name, r]));
     this.loadedAt = Date.now();
@@ -40,10 +42,13 @@ export class StateRegistry {
     return this.byName.get(name)?.online ?? false;
   }
 
-  async add(input: { name: string; online: boolean; color?: string }): Promise<StateType> {
+  /** Registers a state type; without a priority it ranks with Online. */
+  async add(input: { name: string; online: boolean; color?: string; priority?: number }): Promise<StateType> {
     const { rows } = await this.db.query<StateType>(
-      `INSERT INTO state_types (name, online, color) VALUES ($1, $2, $3) RETURNING name, online, builtin, color`,
-      [input.name, input.online, input.color ?? null],
+      `INSERT INTO state_types (name, online, color, priority)
+       VALUES ($1, $2, $3, coalesce($4, (SELECT priority FROM state_types WHERE name = 'Online')))
+       RETURNING name, online, builtin, color, priority`,
+      [input.name, input.online, input.color ?? null, input.priority ?? null],
     );
     this.byName.set(rows[0]!.name, rows[0]!);
     return rows[0]!;

@@ -1,4 +1,5 @@
 import type { Db, Queryable } from '../db/types.js';
+import type { Timeouts } from '../time.js';
 import { userTimezones } from '../users/settings.js';
 import { buildSummary, datesBetween, type UserSummary } from './report.js';
 import { type DayRow, summaryRows } from './sql.js';
@@ -11,7 +12,7 @@ export interface SummaryRequest {
   /** "HH:MM" */
   dayStart: string;
   nowMs: number;
-  timeoutSec: number;
+  timeouts: Timeouts;
 }
 
 /** Summaries for users in request order; users without an explicit tz are grouped by their own zone. */
@@ -28,7 +29,7 @@ export async function summarize(db: Queryable, users: string[], q: SummaryReques
   const dates = datesBetween(q.from, q.to);
   for (const [tz, group] of groups) {
     const rows = await summaryRows(db, {
-      users: group, from: q.from, to: q.to, tz, dayStart: q.dayStart, nowMs: q.nowMs, timeoutSec: q.timeoutSec,
+      users: group, from: q.from, to: q.to, tz, dayStart: q.dayStart, nowMs: q.nowMs, timeouts: q.timeouts,
     });
     const byUser = new Map<string, DayRow[]>();
     for (const r of rows) {

@@ -1,4 +1,5 @@
 import type { Queryable } from '../db/types.js';
+import { intervals, type Timeouts } from '../time.js';
 
 export interface DayRow {
   user_id: string;
@@ -15,26 +16,26 @@ export interface SummaryQuery {
   /** "HH:MM" */
   dayStart: string;
   nowMs: number;
-  timeoutSec: number;
+  timeouts: Timeouts;
 }
 
 /** Per user, local day and state, from stored aggregates where exact and live SQL elsewhere. */
 export async function summaryRows(db: Queryable, q: SummaryQuery): Promise<DayRow[]> {
   const { rows } = await db.query<DayRow>(
     `SELECT user_id, to_char(day, 'YYYY-MM-DD') AS day, state, seconds
-       FROM ck_summaries($1::text[], $2::date, $3::date, $4, $5::interval, $6::timestamptz, $7::interval)`,
-    [q.users, q.from, q.to, q.tz, `${q.dayStart}:00`, new Date(q.nowMs).toISOString(), `${q.timeoutSec} seconds`],
+       FROM ck_summaries($1::text[], $2::date, $3::date, $4, $5::interval, $6::timestamptz, $7::interval, $8::interval)`,
+    [q.users, q.from, q.to, q.tz, `${q.dayStart}:00`, new Date(q.nowMs).toISOString(), ...intervals(q.timeouts)],
   );
   return rows;
 }
 
 /** Runs aggregation batches until nothing is due (or `maxBatches`); returns users processed. */
-export async function aggregateSummaries(db: Queryable, nowMs: number, timeoutSec: number, batch = 1000, maxBatches = 20) {
+export async function aggregateSummaries(db: Queryable, nowMs: number, t: Timeouts, batch = 1000, maxBatches = 20) {
   let total = 0;
   for (let i = 0; i < maxBatches; i++) {
     const { rows } = await db.query<{ n: number }>(
-      `SELECT ck_aggregate_summaries($1::timestamptz, $2::interval, $3) AS n`,
-      [new Date(nowMs).toISOString(), `${timeoutSec} seconds`, batch],
+      `SELECT ck_aggregate_summaries($1::timestamptz, $2::interval, $3, $4::interval) AS n`,
+      [new Date(nowMs).toISOString(), intervals(t)[0], batch, intervals(t)[1]],
     );
     total += rows[0]!.n;
     if (rows[0]!.n < batch) break;

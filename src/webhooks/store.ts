@@ -82,13 +82,13 @@ export async function listDeliveries(
   type R = Omit<Delivery, 'next_attempt_at' | 'delivered_at' | 'created_at'> &
     { next_attempt_at: number; delivered_at: number | null; created_at: number };
   const { rows } = await db.query<R>(
-    `SELECT id::text, event_id::text AS event_id, user_id, event->>'state' AS state, status, attempts,
-            last_status, last_error, ck_ms(next_attempt_at) AS next_attempt_at, ck_ms(delivered_at) AS delivered_at,
-            ck_ms(created_at) AS created_at
-       FROM webhook_deliveries
-      WHERE webhook_id = $1::bigint AND ($2::text IS NULL OR status = $2)
-        AND ($3::bigint IS NULL OR event_id < $3::bigint)
-      ORDER BY event_id DESC LIMIT $4`,
+    `SELECT d.id::text, d.event_id::text AS event_id, d.user_id, d.event->>'state' AS state, d.status, d.attempts,
+            d.last_status, d.last_error, ck_ms(d.next_attempt_at) AS next_attempt_at, ck_ms(d.delivered_at) AS delivered_at,
+            ck_ms(d.created_at) AS created_at
+       FROM webhook_deliveries d
+      WHERE d.webhook_id = $1::bigint AND ($2::text IS NULL OR d.status = $2)
+        AND ($3::bigint IS NULL OR d.event_id < $3::bigint)
+      ORDER BY d.event_id DESC LIMIT $4`,
     [webhookId, opts.status ?? null, opts.before ?? null, opts.limit],
   );
   return rows.map((r) => ({

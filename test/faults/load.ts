@@ -117,10 +117,11 @@ export async function expectConsistentTimeline(db: Queryable, acked: Acked[]): P
   expect(drift).toEqual([]);
 }
 
-/** Newest stored last_heartbeat (epoch ms) per user. */
+/** Newest stored last_heartbeat (epoch ms) per user, over their sessions. */
 export async function storedHeartbeats(db: Queryable, users: string[]): Promise<Map<string, number>> {
   const { rows } = await db.query<{ user_id: string; t: number }>(
-    `SELECT user_id, ck_ms(last_heartbeat) AS t FROM user_sessions WHERE user_id = ANY($1::text[])`, [users],
+    `SELECT u.user_id, ck_ms(greatest(u.last_heartbeat, (SELECT max(s.last_heartbeat) FROM sessions s WHERE s.user_id = u.user_id))) AS t
+       FROM user_sessions u WHERE u.user_id = ANY($1::text[])`, [users],
   );
   return new Map(rows.map((r) => [r.user_id, Number(r.t)]));
 }

@@ -4,12 +4,14 @@ import { timelinePage } from '../../checkpoints/timeline.js';
 import { iso, parseInstant } from '../../time.js';
 import { ERRORS } from '../errors.js';
 import { decodeCursor, encodeCursor, queryInstant } from '../query.js';
-import { Cursor, errorResponses, Instant, UserId } from '../schemas.js';
+import { DEFAULT_SESSION } from '../../liveness/coalescer.js';
+import { Cursor, errorResponses, Instant, SessionId, Text, UserId } from '../schemas.js';
 import type { App } from '../types.js';
 
 const Checkpoint = Type.Object({
   id: Type.String(),
   user_id: Type.String(),
+  session_id: Type.String(),
   state: Type.String(),
   previous_state: Type.Union([Type.String(), Type.Null()]),
   timestamp: Type.String({ format: 'date-time' }),
@@ -22,6 +24,7 @@ const Checkpoint = Type.Object({
 const Unchanged = Type.Object({
   changed: Type.Literal(false),
   user_id: Type.String(),
+  session_id: Type.String(),
   state: Type.String(),
   timestamp: Type.String({ format: 'date-time' }),
 });
@@ -33,7 +36,8 @@ const Entry = Type.Object({
   duration_ms: Type.Integer(),
   open: Type.Boolean(),
   content: Type.Union([Type.Object({}, { additionalProperties: true }), Type.Null()]),
-  source: Type.String(),
+  source: Type.String({ description: 'client, heartbeat, timeout, idle, manual or session_end' }),
+  session_id: Type.Union([Type.String(), Type.Null()], { description: 'The session whose write caused it' }),
   received_at: Type.String({ format: 'date-time' }),
 });
 
@@ -44,22 +48,27 @@ const isCursor = (v: unknown[]): v is [number, string] =>
 
 /** POST /checkpoints (a state change) and GET /checkpoints (a user's timeline). */
 export default async function checkpoints(app: App) {
-  const { db, clock, config, states, checkpoints: writer } = app.ck;
+  const { db, clock, config, states, checkpoints: writer, timeouts } = app.ck;
 
   app.post('/checkpoints', {
     config: { scope: 'ingest', user: { in: 'body', field: 'user_id' } },
     schema: {
-      summary: 'Record a state change (written only when the state differs)',
+      summary: "Set a session's state (written only when it differs)",
       body: Type.Object({
         user_id: UserId,
         state: Type.String({ minLength: 1, maxLength: 64 }),
         timestamp: Type.Optional(Instant),
         content: Type.Optional(Type.Object({}, { additionalProperties: true })),
+        session_id: Type.Optional(SessionId),
+        client: Type.Optional(Text(128, { description: 'What sends it, free text, e.g. ios/3.2' })),
+        active: Type.Optional(Type.Boolean({ description: 'Whether the user was active; default true' })),
       }),
       response: { 201: Checkpoint, 200: Unchanged, ...errorResponses(400, 401, 403, 413, 415, 422, 503) },
     },
   }, async (req, reply) => {
-    const body = req.body as { user_id: string; state: string; timestamp?: string | number; content?: object };
+    const body = req.body as {
+      user_id: string; state: string; timestamp?: string | number; content?: object; session_id?: string; client?: string; active?: boolean;
+    };
     const now = clock.now();
     let ts = now;
     if (body.timestamp !== undefined) {
@@ -75,15 +84,18 @@ export default async function checkpoints(app: App) {
     if (!(await states.get(body.state))) throw unknownState();
 
     // Group-committed with whatever else arrives meanwhile; answered once durable.
-    const result = await writer.record({ userId: body.user_id, state: body.state, ts, content: body.content });
+    const result = await writer.record({
+      userId: body.user_id, sessionId: body.session_id ?? DEFAULT_SESSION, state: body.state, ts, content: body.content,
+      client: body.client, active: body.active,
+    });
     // Registered on another instance only just now, and not yet seen here: the batch checked it.
     if (result.status === 'unknown_state') throw unknownState();
     if (result.status === 'unchanged') {
-      return reply.status(200).send({ changed: false, user_id: result.userId, state: result.state, timestamp: iso(result.ts) });
+      return reply.status(200).send({ changed: false, user_id: result.userId, session_id: result.sessionId, state: result.state, timestamp: iso(result.ts) });
     }
     const row = result.row;
     return reply.status(201).send({
-      id: row.id, user_id: row.user_id, state: row.state, previous_state: row.previous_state,
+      id: row.id, user_id: row.user_id, session_id: row.session_id, state: row.state, previous_state: row.previous_state,
       timestamp: iso(row.ts), content: row.content, source: row.source, received_at: iso(row.received_at), changed: true,
     });
   });
@@ -110,7 +122,7 @@ export default async function checkpoints(app: App) {
     const to = queryInstant('to', q.to);
     if (from !== undefined && to !== undefined && to < from) throw ERRORS.invalid('querystring', '/to', 'must not be before from');
     const after = decodeCursor(q.cursor, isCursor);
-    const rows = await timelinePage(db, q.user_id, from, after, q.limit, clock.now(), config.heartbeatTimeoutSec);
+    const rows = await timelinePage(db, q.user_id, from, after, q.limit, clock.now(), timeouts);
     if (!rows) throw ERRORS.userNotFound(q.user_id);
     const out = [];
     let nextCursor: string | null = null;
@@ -123,7 +135,7 @@ export default async function checkpoints(app: App) {
       }
       out.push({
         id: r.id, state: r.state, timestamp: iso(r.ts), duration_ms: r.end_ts - r.ts, open: r.open,
-        content: r.content, source: r.source, received_at: iso(r.received_at),
+        content: r.content, source: r.source, session_id: r.session_id, received_at: iso(r.received_at),
       });
     }
     return { user_id: q.user_id, checkpoints: out, next_cursor: nextCursor };

@@ -51,12 +51,13 @@ export default async function events(app: App) {
       querystring: Type.Object({
         user_id: Type.Optional(Type.Array(UserId, { maxItems: 1000 })),
         last_event_id: Type.Optional(Type.String({ pattern: '^\\d{1,19}$' })),
+        sessions: Type.Boolean({ default: false, description: 'Also stream `event: session` for each session change' }),
       }),
       headers: Type.Object({ 'last-event-id': Type.Optional(Type.String({ pattern: '^\\d{0,19}$' })) }),
       response: errorResponses(401, 403, 422, 503),
     },
   }, async (req, reply) => {
-    const q = req.query as { user_id?: string[]; last_event_id?: string };
+    const q = req.query as { user_id?: string[]; last_event_id?: string; sessions: boolean };
     const lastId = (req.headers['last-event-id'] as string | undefined) || q.last_event_id;
     if (lastId !== undefined && BigInt(lastId) > 9223372036854775807n) {
       throw ERRORS.invalid(req.headers['last-event-id'] ? 'headers' : 'querystring', '/last_event_id', 'is larger than any event id');
@@ -75,7 +76,7 @@ export default async function events(app: App) {
     res.write(`retry: 2000\n: connected\n\n`);
     const sink = socketSink(res, socket);
     socket.on('close', () => streams.closeSink(sink));
-    streams.open(sink, q.user_id, from).catch((err) => {
+    streams.open(sink, q.user_id, from, q.sessions).catch((err) => {
       req.log.warn({ err }, 'event replay failed');
       sink.write(`event: error\ndata: ${JSON.stringify({ reason: 'the database is unavailable; reconnect with Last-Event-ID' })}\n\n`);
       sink.end();

@@ -1,5 +1,6 @@
 import swagger from '@fastify/swagger';
 import checkpoints from './checkpoints.js';
+import config from './config.js';
 import dashboard from './dashboard.js';
 import events from './events.js';
 import health from './health.js';
@@ -23,5 +24,5 @@ export async function routes(app: App) {
       security: [{ bearer: [] }],
     },
   });
-  for (const r of [health, heartbeat, checkpoints, status, states, keys, tokens, events, summaries, users, dashboard, metrics, webhooks]) await app.register(r);
+  for (const r of [health, config, heartbeat, checkpoints, status, states, keys, tokens, events, summaries, users, dashboard, metrics, webhooks]) await app.register(r);
 }

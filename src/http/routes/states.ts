@@ -9,6 +9,7 @@ const StateType = Type.Object({
   online: Type.Boolean(),
   builtin: Type.Boolean(),
   color: Type.Union([Type.String(), Type.Null()]),
+  priority: Type.Integer({ description: "Precedence between a user's sessions: the highest wins" }),
 });
 
 export default async function states(app: App) {
@@ -27,11 +28,12 @@ export default async function states(app: App) {
         name: StateName,
         online: Type.Boolean(),
         color: Type.Optional(Type.String({ pattern: '^#[0-9a-fA-F]{6}$' })),
+        priority: Type.Optional(Type.Integer({ minimum: -1000, maximum: 1000, description: "Default: Online's" })),
       }),
       response: { 201: StateType, ...errorResponses(400, 401, 403, 409, 415, 422, 503) },
     },
   }, async (req, reply) => {
-    const body = req.body as { name: string; online: boolean; color?: string };
+    const body = req.body as { name: string; online: boolean; color?: string; priority?: number };
     try {
       return reply.status(201).send(await registry.add(body));
     } catch (err) {

@@ -10,10 +10,10 @@ import type { App } from '../types.js';
 const isCursor = (v: unknown[]): v is [string] => v.length === 1 && typeof v[0] === 'string';
 
 export default async function status(app: App) {
-  const { db, clock, config, coalescer, states } = app.ck;
+  const { db, clock, coalescer, states, timeouts } = app.ck;
   // A heartbeat this instance acknowledged and has not flushed yet counts as stored.
   const pending = (user: string) => coalescer.pendingFor(user);
-  const statuses = (users: string[]) => statusOf(db, users, pending, clock.now(), config.heartbeatTimeoutSec);
+  const statuses = (users: string[]) => statusOf(db, users, pending, clock.now(), timeouts);
 
   app.get('/status/:user_id', {
     config: { scope: 'read', user: { in: 'params', field: 'user_id' } },
@@ -56,7 +56,7 @@ export default async function status(app: App) {
     if (!q.state) throw ERRORS.invalid('querystring', '/user_id', 'give user_id (repeatable) or state');
     if (!(await states.get(q.state))) throw ERRORS.unknownState('querystring', '/state', states.list().map((s) => s.name));
     const after = decodeCursor(q.cursor, isCursor)?.[0];
-    const ids = await usersInState(db, q.state, after, q.limit, clock.now(), config.heartbeatTimeoutSec);
+    const ids = await usersInState(db, q.state, after, q.limit, clock.now(), timeouts);
     const byId = new Map((await statuses(ids)).map((s) => [s.user_id, s]));
     // A heartbeat buffered here may have revived a user the stored rows call Offline.
     const users = ids.flatMap((u) => { const s = byId.get(u); return s && s.state === q.state ? [s] : []; });

@@ -34,7 +34,7 @@ interface Query {
 }
 
 export default async function summaries(app: App) {
-  const { db, clock, config } = app.ck;
+  const { db, clock, timeouts } = app.ck;
 
   async function parse(q: Query): Promise<SummaryRequest> {
     const from = queryDate('from', q.from);
@@ -45,7 +45,7 @@ export default async function summaries(app: App) {
     if (q.tz !== undefined && !(await isTimezone(db, q.tz))) {
       throw ERRORS.invalid('querystring', '/tz', 'is not an IANA timezone name (e.g. Europe/Berlin)');
     }
-    return { from: q.from, to: q.to, tz: q.tz, dayStart: q.day_start, nowMs: clock.now(), timeoutSec: config.heartbeatTimeoutSec };
+    return { from: q.from, to: q.to, tz: q.tz, dayStart: q.day_start, nowMs: clock.now(), timeouts };
   }
 
   /**

@@ -1,14 +1,32 @@
 import { Type } from '@sinclair/typebox';
-import { getSettings, setTimezone, UnknownTimezoneError } from '../../users/settings.js';
+import { sessionsOf, statusOf } from '../../liveness/status.js';
+import { endSession, setManual } from '../../users/presence.js';
+import { getSettings, setTimezone, UnknownTimezoneError, userExists } from '../../users/settings.js';
+import { iso, parseInstant } from '../../time.js';
 import { ERRORS } from '../errors.js';
-import { errorResponses, UserId } from '../schemas.js';
+import { errorResponses, Instant, SessionId, StateName, Status, UserId } from '../schemas.js';
+import { sendJson } from '../send-json.js';
+import { statusJson } from '../status-view.js';
 import type { App } from '../types.js';
 
 const Settings = Type.Object({ user_id: Type.String(), timezone: Type.String() });
+const Session = Type.Object({
+  session_id: Type.String(),
+  state: Type.String(),
+  state_since: Type.String({ format: 'date-time' }),
+  last_heartbeat: Type.String({ format: 'date-time' }),
+  last_active: Type.String({ format: 'date-time' }),
+  client: Type.Union([Type.String(), Type.Null()]),
+});
 const userParam = { in: 'params', field: 'user_id' } as const;
 
 export default async function users(app: App) {
-  const { db } = app.ck;
+  const { db, clock, timeouts, states, coalescer, events } = app.ck;
+  // A write outside group commit: the cache and the stream learn of it at once.
+  const changed = (user: string) => {
+    coalescer.forget(user);
+    events.wake();
+  };
 
   app.put('/users/:user_id', {
     config: { scope: 'ingest', user: userParam },
@@ -38,5 +56,76 @@ export default async function users(app: App) {
     const settings = await getSettings(db, user_id);
     if (!settings) throw ERRORS.userNotFound(user_id);
     return settings;
+  });
+
+  app.get('/users/:user_id/sessions', {
+    config: { scope: 'read', user: userParam },
+    schema: {
+      summary: "A user's alive sessions, each in its state now",
+      params: Type.Object({ user_id: UserId }),
+      response: { 200: Type.Object({ user_id: Type.String(), sessions: Type.Array(Session) }), ...errorResponses(401, 403, 404, 422, 503) },
+    },
+  }, async (req) => {
+    const { user_id } = req.params as { user_id: string };
+    if (!(await userExists(db, user_id))) throw ERRORS.userNotFound(user_id);
+    const list = await sessionsOf(db, user_id, clock.now(), timeouts);
+    return {
+      user_id,
+      sessions: list.map((s) => ({ ...s, state_since: iso(s.state_since), last_heartbeat: iso(s.last_heartbeat), last_active: iso(s.last_active) })),
+    };
+  });
+
+  app.delete('/users/:user_id/sessions/:session_id', {
+    config: { scope: 'ingest', user: userParam },
+    schema: {
+      summary: 'End a session now (a closed tab, a signed-out device)',
+      params: Type.Object({ user_id: UserId, session_id: SessionId }),
+      response: { 204: Type.Null(), ...errorResponses(401, 403, 404, 422, 503) },
+    },
+  }, async (req, reply) => {
+    const { user_id, session_id } = req.params as { user_id: string; session_id: string };
+    if (!(await endSession(db, user_id, session_id, clock.now(), timeouts))) throw ERRORS.notFound(`no alive session ${JSON.stringify(session_id)} of this user`);
+    changed(user_id);
+    return reply.status(204).send();
+  });
+
+  app.put('/users/:user_id/presence', {
+    config: { scope: 'ingest', user: userParam },
+    schema: {
+      summary: "Set a user's manual presence (it holds while a session is alive), optionally until a time",
+      params: Type.Object({ user_id: UserId }),
+      body: Type.Object({ state: StateName, until: Type.Optional(Instant) }),
+      response: { 200: Status, ...errorResponses(400, 401, 403, 415, 422, 503) },
+    },
+  }, async (req, reply) => {
+    const { user_id } = req.params as { user_id: string };
+    const body = req.body as { state: string; until?: string | number };
+    if (!(await states.get(body.state))) throw ERRORS.unknownState('body', '/state', states.list().map((s) => s.name));
+    const now = clock.now();
+    let until: number | undefined;
+    if (body.until !== undefined) {
+      until = parseInstant(body.until);
+      if (until === undefined) throw ERRORS.invalid('body', '/until', 'must be an RFC 3339 timestamp or integer epoch milliseconds');
+      if (until <= now) throw ERRORS.invalid('body', '/until', 'must be in the future');
+    }
+    await setManual(db, user_id, body.state, until, now, timeouts);
+    changed(user_id);
+    const [status] = await statusOf(db, [user_id], (u) => coalescer.pendingFor(u), now, timeouts);
+    return sendJson(reply, statusJson(status!));
+  });
+
+  app.delete('/users/:user_id/presence', {
+    config: { scope: 'ingest', user: userParam },
+    schema: {
+      summary: "Clear a user's manual presence",
+      params: Type.Object({ user_id: UserId }),
+      response: { 204: Type.Null(), ...errorResponses(401, 403, 404, 422, 503) },
+    },
+  }, async (req, reply) => {
+    const { user_id } = req.params as { user_id: string };
+    if (!(await userExists(db, user_id))) throw ERRORS.userNotFound(user_id);
+    await setManual(db, user_id, undefined, undefined, clock.now(), timeouts);
+    changed(user_id);
+    return reply.status(204).send();
   });
 }
