@@ -233,6 +233,35 @@ describe.skipIf(!existsSync(CHROMIUM))('dashboard in headless Chromium (pglite)'
     await page.screenshot({ path: 'test-results/dashboard-board.png' });
   });
 
+  it("shows a user's sessions and manual presence, and follows them as they change", async () => {
+    const until = new Date(Date.now() + 2 * 3_600_000).toISOString();
+    expect((await s.req('POST', '/checkpoints', { user_id: 'dana', session_id: 'laptop', client: 'macOS/14', state: 'Busy' })).status).toBe(201);
+    expect((await s.req('POST', '/heartbeat', { user_id: 'dana', session_id: 'phone', client: 'ios/3.2' })).status).toBe(200);
+    expect((await s.req('PUT', '/users/dana/presence', { state: 'DoNotDisturb', until })).status).toBe(200);
+    await page.locator('#filter').fill('dana');
+    await page.locator('.chip[data-user="dana"]').click();
+    await page.locator('#drawer-state [data-state="DoNotDisturb"]').waitFor({ timeout: WAIT });
+    await page.locator('#sessions tr[data-session="phone"]').filter({ hasText: 'ios/3.2' }).waitFor({ timeout: WAIT });
+    const rows = await page.locator('#sessions tbody tr').evaluateAll((trs) => trs.map((tr) => [
+      (tr as HTMLElement).dataset.session, tr.children[1]!.textContent, tr.querySelector('[data-state]')?.getAttribute('data-state'),
+    ]));
+    expect(rows).toEqual([['laptop', 'macOS/14', 'Busy'], ['phone', 'ios/3.2', 'Online']]);
+    expect(await page.locator('#sessions-count').textContent()).toBe('2 alive');
+    await page.locator(`#manual [data-state="DoNotDisturb"]`).waitFor({ timeout: WAIT });
+    expect(await page.locator('#manual [data-until]').getAttribute('data-until')).toBe(until);
+    // Cleared: the user is Busy (the laptop outranks the phone) and the card says so without a reload.
+    expect((await s.req('DELETE', '/users/dana/presence')).status).toBe(204);
+    await page.locator('#drawer-state [data-state="Busy"]').waitFor({ timeout: WAIT });
+    await page.locator('#manual').filter({ hasText: 'No manual presence' }).waitFor({ timeout: WAIT });
+    // A session that ends leaves the list (the card refreshes while open).
+    expect((await s.req('DELETE', '/users/dana/sessions/phone')).status).toBe(204);
+    await page.locator('#sessions tr[data-session="phone"]').waitFor({ state: 'detached', timeout: WAIT });
+    await page.screenshot({ path: 'test-results/dashboard-sessions.png' });
+    await page.getByRole('button', { name: 'Close' }).click();
+    await page.locator('#drawer').waitFor({ state: 'hidden', timeout: WAIT });
+    await page.locator('#filter').fill('');
+  });
+
   it('logs out: the key leaves session storage and the prompt returns', async () => {
     await page.getByRole('button', { name: 'Log out' }).click();
     await page.locator('#api-key').waitFor({ timeout: WAIT });

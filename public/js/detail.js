@@ -1,6 +1,7 @@
-// The user drawer: current state, a day or week timeline, and time per state per day.
+// The user drawer: current state, sessions and manual presence, a day or week timeline, and time per state per day.
 import { ApiError, getJson, pages } from './api.js';
 import { renderChart } from './chart.js';
+import { SessionsCard } from './sessions.js';
 import { renderTimeline, toIntervals } from './timeline.js';
 import { h, hideTooltip, stateColor } from './dom.js';
 import { addDays, dateIn, dayLabel, duration, startOfDay, timeLabel } from './time.js';
@@ -16,6 +17,7 @@ export class Detail {
     this.date = null;
     this.data = null;
     this.ctrl = null;
+    this.sessions = new SessionsCard({ states, tz });
     this.drawer = $('drawer');
     this.backdrop = $('drawer-backdrop');
     $('drawer-close').addEventListener('click', () => this.close());
@@ -54,12 +56,14 @@ export class Detail {
     this.backdrop.hidden = false;
     this.stateLine();
     $('drawer-close').focus();
+    this.sessions.show(userId);
     this.load();
   }
 
   close() {
     if (!this.user) return;
     this.ctrl?.abort();
+    this.sessions.hide();
     this.user = null;
     this.data = null;
     this.drawer.hidden = true;
@@ -87,6 +91,7 @@ export class Detail {
   userChanged(user) {
     if (user.id !== this.user) return;
     this.stateLine();
+    this.sessions.load();
     if (this.date >= dateIn(Date.now(), this.tz())) {
       clearTimeout(this.reloadTimer);
       this.reloadTimer = setTimeout(() => this.load(), 800);
