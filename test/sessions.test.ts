@@ -187,10 +187,11 @@ describe.each(BACKENDS)('one user, many sessions (%s)', (backend) => {
   });
 
   it('POST /heartbeats takes sessions beside user_ids; GET /config tells clients the timeouts', async () => {
-    const r = await s.req('POST', '/heartbeats', { user_ids: ['g1'], sessions: [{ user_id: 'g1', session_id: 'tab-2', active: false }, { user_id: 'g2', session_id: 'x' }] });
+    const r = await s.req('POST', '/heartbeats', { user_ids: ['g1'], sessions: [{ user_id: 'g1', session_id: 'tab-2', active: false }, { user_id: 'g2', session_id: 'x', client: 'gateway/1' }] });
     expect(r.status).toBe(200);
     expect(r.body.results.map((x: any) => x.user_id)).toEqual(['g1', 'g1', 'g2']);
     expect((await status('g1')).sessions).toBe(2);
+    expect((await s.req('GET', '/users/g2/sessions')).body.sessions.map((x: any) => [x.session_id, x.client])).toEqual([['x', 'gateway/1']]);
     expect((await s.req('POST', '/heartbeats', {})).status).toBe(422);
     expect((await s.req('GET', '/config')).body).toEqual({ heartbeat_timeout: 60, idle_timeout: 30, max_backfill: 604800 });
     const ingest = await s.key(['ingest']);

@@ -76,15 +76,15 @@ export default async function heartbeat(app: App) {
       summary: 'Heartbeats for many users or sessions at once (gateways)',
       body: Type.Object({
         user_ids: Type.Optional(Type.Array(UserId, { maxItems: MAX_BATCH, description: "Each user's default session" })),
-        sessions: Type.Optional(Type.Array(Type.Object({ user_id: UserId, session_id: SessionId, active: Type.Optional(Active) }), { maxItems: MAX_BATCH })),
+        sessions: Type.Optional(Type.Array(Type.Object({ user_id: UserId, session_id: SessionId, client: Type.Optional(Client), active: Type.Optional(Active) }), { maxItems: MAX_BATCH })),
       }),
       response: { 200: Type.Object({ results: Type.Array(StatusSchema) }), ...errorResponses(400, 401, 403, 413, 415, 422, 503) },
     },
   }, async (req, reply) => {
-    const body = req.body as { user_ids?: string[]; sessions?: { user_id: string; session_id: string; active?: boolean }[] };
+    const body = req.body as { user_ids?: string[]; sessions?: { user_id: string; session_id: string; client?: string; active?: boolean }[] };
     const beats = [
       ...(body.user_ids ?? []).map((user) => ({ user, session: DEFAULT_SESSION, active: true })),
-      ...(body.sessions ?? []).map((s) => ({ user: s.user_id, session: s.session_id, active: s.active ?? true })),
+      ...(body.sessions ?? []).map((s) => ({ user: s.user_id, session: s.session_id, active: s.active ?? true, client: s.client })),
     ];
     if (beats.length === 0) throw ERRORS.invalid('body', '/user_ids', 'give user_ids or sessions (at least one heartbeat)');
     if (beats.length > MAX_BATCH) throw ERRORS.invalid('body', '/sessions', `at most ${MAX_BATCH} heartbeats in all`);
