@@ -8,13 +8,16 @@ import { checkpoint } from './scenarios/checkpoint.js';
 import { heartbeat } from './scenarios/heartbeat.js';
 import { scale } from './scenarios/scale.js';
 import { killChildren, ROOT } from './service.js';
+import { requireWrk } from './wrk.js';
 
 /**
  * `npm run bench`: ck against its baselines, on PostgreSQL when DATABASE_URL is set, else PGlite.
  * Env: BENCH_DURATION (s per HTTP run, default 10), BENCH_SCENARIOS (comma list), BENCH_USERS (1000000).
- * Runs the built service (dist/): `npm run build` first.
+ * Runs the built service (dist/): `npm run build` first. HTTP load comes from wrk (`apt-get install wrk`).
  */
 const SCENARIOS: Record<string, Scenario> = { heartbeat, batch, checkpoint, scale };
+/** Scenarios that do not need wrk. */
+const NO_WRK = new Set(['scale']);
 
 function positiveInt(name: string, def: number): number {
   const raw = process.env[name];
@@ -37,6 +40,7 @@ async function main(): Promise<void> {
   const names = (process.env.BENCH_SCENARIOS || Object.keys(SCENARIOS).join(',')).split(',').map((s) => s.trim()).filter(Boolean);
   const unknown = names.filter((s) => !SCENARIOS[s]);
   if (unknown.length) throw new Error(`unknown scenario(s) ${unknown.join(', ')}; known: ${Object.keys(SCENARIOS).join(', ')}`);
+  if (names.some((s) => !NO_WRK.has(s))) requireWrk();
   if (newestMtime(join(ROOT, 'src')) > newestMtime(join(ROOT, 'dist'))) {
     throw new Error('dist/ is older than src/: run `npm run build` first (the service runs from dist/)');
   }
