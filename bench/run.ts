@@ -5,7 +5,9 @@ import type { BenchContext, Scenario } from './context.js';
 import { printTable, type Row, type ScenarioResult, writeResults } from './report.js';
 import { batch } from './scenarios/batch.js';
 import { checkpoint } from './scenarios/checkpoint.js';
+import { cold } from './scenarios/cold.js';
 import { heartbeat } from './scenarios/heartbeat.js';
+import { newUsers } from './scenarios/new-users.js';
 import { scale } from './scenarios/scale.js';
 import { killChildren, ROOT } from './service.js';
 import { requireWrk } from './wrk.js';
@@ -15,7 +17,7 @@ import { requireWrk } from './wrk.js';
  * Env: BENCH_DURATION (s per HTTP run, default 10), BENCH_SCENARIOS (comma list), BENCH_USERS (1000000).
  * Runs the built service (dist/): `npm run build` first. HTTP load comes from wrk (`apt-get install wrk`).
  */
-const SCENARIOS: Record<string, Scenario> = { heartbeat, batch, checkpoint, scale };
+const SCENARIOS: Record<string, Scenario> = { heartbeat, cold, new: newUsers, batch, checkpoint, scale };
 /** Scenarios that do not need wrk. */
 const NO_WRK = new Set(['scale']);
 
