@@ -6,6 +6,7 @@ import { printTable, type Row, type ScenarioResult, writeResults } from './repor
 import { batch } from './scenarios/batch.js';
 import { checkpoint } from './scenarios/checkpoint.js';
 import { cold } from './scenarios/cold.js';
+import { fanout } from './scenarios/fanout.js';
 import { heartbeat } from './scenarios/heartbeat.js';
 import { newUsers } from './scenarios/new-users.js';
 import { scale } from './scenarios/scale.js';
@@ -17,9 +18,9 @@ import { requireWrk } from './wrk.js';
  * Env: BENCH_DURATION (s per HTTP run, default 10), BENCH_SCENARIOS (comma list), BENCH_USERS (1000000).
  * Runs the built service (dist/): `npm run build` first. HTTP load comes from wrk (`apt-get install wrk`).
  */
-const SCENARIOS: Record<string, Scenario> = { heartbeat, cold, new: newUsers, batch, checkpoint, scale };
+const SCENARIOS: Record<string, Scenario> = { heartbeat, cold, new: newUsers, batch, checkpoint, fanout, scale };
 /** Scenarios that do not need wrk. */
-const NO_WRK = new Set(['scale']);
+const NO_WRK = new Set(['scale', 'fanout']);
 
 function positiveInt(name: string, def: number): number {
   const raw = process.env[name];
