@@ -72,7 +72,8 @@ async function main(): Promise<void> {
       results[name] = await SCENARIOS[name]!(ctx);
       rows.push(...results[name].rows);
     } catch (err) {
-      log(`${name} failed: ${(err as Error).stack ?? err}`);
+      const cause = (err as Error).cause;
+      log(`${name} failed: ${(err as Error).stack ?? err}${cause ? `\ncaused by: ${cause}` : ''}`);
       rows.push({ scenario: name, metric: 'run', value: String((err as Error).message ?? err).slice(0, 80), baseline: '', ratio: '', target: 'completes', result: 'FAIL' });
     } finally {
       for (const fn of deferred.reverse()) await fn().catch((err) => log(`cleanup: ${err}`));
