@@ -78,9 +78,12 @@ export async function fastPathCounters(url: string, key: string, route: string):
   };
 }
 
-/** Share of heartbeats answered from memory between two readings. */
-export const fastPathShare = (a: FastPathCounters, b: FastPathCounters, perRequest = 1) =>
-  (b.coalesced - a.coalesced) / ((b.answered - a.answered) * perRequest);
+/**
+ * Share of heartbeats answered from memory between two readings, at least. The requests in flight when
+ * a wrk run stops are coalesced but never answered: `unanswered` (connections x runs) bounds them.
+ */
+export const fastPathShare = (a: FastPathCounters, b: FastPathCounters, perRequest = 1, unanswered = 0) =>
+  (b.coalesced - a.coalesced) / ((b.answered - a.answered + unanswered) * perRequest);
 
 /** Runs `fn` and returns its value with the wall time it took in ms. */
 export async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; value: T }> {

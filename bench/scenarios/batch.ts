@@ -31,7 +31,7 @@ export const batch: Scenario = async (ctx) => {
     url: svc.url, serverPid: svc.pid, connections: CONNECTIONS, durationSec: ctx.durationSec, warmupSec: 1,
     script: 'batch.lua', args: () => ['gw', String(n), String(PER_REQUEST)], key: svc.key,
   });
-  const fastPath = fastPathShare(before!, await counters(), PER_REQUEST);
+  const fastPath = fastPathShare(before!, await counters(), PER_REQUEST, 2 * CONNECTIONS); // warm-up's tail, the run's
   await svc.stop();
 
   const rate = r.rps * PER_REQUEST;
@@ -39,7 +39,7 @@ export const batch: Scenario = async (ctx) => {
     rows: [
       atLeast('batch', `heartbeats/s (${PER_REQUEST} a request)`, rate, 250_000, fmt.rate),
       info('batch', 'requests/s, p50 / p99', `${fmt.rate(r.rps)}, ${fmt.ms(r.p50)} / ${fmt.ms(r.p99)}`),
-      info('batch', 'answered from memory (fast path)', `${(fastPath * 100).toFixed(1)}%`),
+      info('batch', 'answered from memory (fast path), at least', `${(fastPath * 100).toFixed(1)}%`),
       generatorRow('batch', [['ck', r]]),
       none('batch', 'failed requests', { ck: r.failed }),
     ],

@@ -45,7 +45,7 @@ export const cold: Scenario = async (ctx) => {
   ctx.defer(() => svc.stop());
   const ck = await drive(svc, 0);
   // Counters start at zero with the process (and have no series before the first request).
-  const fastPath = fastPathShare({ coalesced: 0, answered: 0 }, await fastPathCounters(svc.url, svc.key, '/heartbeat'));
+  const fastPath = fastPathShare({ coalesced: 0, answered: 0 }, await fastPathCounters(svc.url, svc.key, '/heartbeat'), 1, CONNECTIONS);
   await svc.stop();
 
   ctx.log('cold: node:http again');
@@ -58,7 +58,7 @@ export const cold: Scenario = async (ctx) => {
     below('cold', 'p99 latency', ck.p99, 50, fmt.ms),
     info('cold', 'p50 latency (ck / node:http); ck slowest', `${fmt.ms(ck.p50)} / ${fmt.ms(base.p50)}; ${fmt.ms(ck.max)}`),
     info('cold', 'restart until /readyz answered', fmt.s(restart.ms)),
-    info('cold', 'heartbeats answered (per user); from memory', `${fmt.int(ck.requests)} (${(ck.requests / USERS).toFixed(2)}); ${(fastPath * 100).toFixed(1)}%`),
+    info('cold', 'heartbeats answered (per user); from memory, at least', `${fmt.int(ck.requests)} (${(ck.requests / USERS).toFixed(2)}); ${(fastPath * 100).toFixed(1)}%`),
     generatorRow('cold', [['node:http', base], ['ck', ck]]),
     none('cold', 'failed requests', { ck: ck.failed, 'node:http': base.failed }),
   ];
