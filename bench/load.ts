@@ -1,67 +1,3 @@
-import autocannon from 'autocannon';
-
-export interface LoadResult {
-  /** Successful (2xx) requests per second. */
-  rps: number;
-  p50: number;
-  p99: number;
-  requests: number;
-  /** Non-2xx responses, socket errors and timeouts. */
-  failed: number;
-  statuses: Record<string, number>;
-}
-
-export interface HttpLoad {
-  url: string;
-  connections: number;
-  durationSec: number;
-  /** Untimed run first, so the JIT and caches are warm. */
-  warmupSec?: number;
-  /** Called between the warm-up and the measured run (e.g. to read counters). */
-  beforeMeasure?: () => Promise<void>;
-  headers?: Record<string, string>;
-  /**
-   * The requests connection `conn` sends, in a loop. Bodies are fixed per connection, so the load
-   * generator builds each request once and spends its CPU on sending.
-   */
-  requests: (conn: number) => { method?: 'GET' | 'POST'; path: string; body?: string }[];
-}
-
-let connections = 0;
-
-async function once(o: HttpLoad, durationSec: number): Promise<LoadResult> {
-  const r = await autocannon({
-    url: o.url,
-    connections: o.connections,
-    duration: durationSec,
-    headers: { 'content-type': 'application/json', ...o.headers },
-    // Numbered across runs: a warm-up's connections and the measured ones never share users.
-    setupClient: (client) => client.setRequests(o.requests(connections++).map((q) => ({ method: 'POST', ...q }))),
-  });
-  const statuses = Object.fromEntries(Object.entries(r.statusCodeStats ?? {}).map(([k, v]) => [k, v.count ?? 0]));
-  return {
-    rps: r['2xx'] / r.duration,
-    p50: r.latency.p50,
-    p99: r.latency.p99,
-    requests: r['2xx'] + r.non2xx,
-    failed: r.non2xx + r.errors + r.timeouts,
-    statuses,
-  };
-}
-
-/** Drives an HTTP endpoint with autocannon (closed loop: `connections` requests in flight). */
-export async function httpLoad(o: HttpLoad): Promise<LoadResult> {
-  if (o.warmupSec) await once(o, o.warmupSec);
-  await o.beforeMeasure?.();
-  return once(o, o.durationSec);
-}
-
-/** Connection `conn` of `of` takes every `of`-th item. */
-export function share<T>(items: T[], conn: number, of: number): T[] {
-  const mine = items.filter((_, i) => i % of === conn % of);
-  return mine.length ? mine : [items[conn % items.length]!];
-}
-
 export interface LoopResult {
   rps: number;
   p50: number;
@@ -73,7 +9,7 @@ const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.lengt
 
 /**
  * `concurrency` async workers calling `op(worker, i)` back to back for `durationSec`: the same closed
- * loop as autocannon, without HTTP. `i` counts each worker's calls across warm-up and measurement.
+ * loop as wrk's, without HTTP. `i` counts each worker's calls across warm-up and measurement.
  */
 export async function closedLoop(
   concurrency: number, durationSec: number, warmupSec: number, op: (worker: number, i: number) => Promise<void>,
@@ -142,9 +78,12 @@ export async function fastPathCounters(url: string, key: string, route: string):
   };
 }
 
-/** Share of heartbeats answered from memory between two readings. */
-export const fastPathShare = (a: FastPathCounters, b: FastPathCounters, perRequest = 1) =>
-  (b.coalesced - a.coalesced) / ((b.answered - a.answered) * perRequest);
+/**
+ * Share of heartbeats answered from memory between two readings, at least. The requests in flight when
+ * a wrk run stops are coalesced but never answered: `unanswered` (connections x runs) bounds them.
+ */
+export const fastPathShare = (a: FastPathCounters, b: FastPathCounters, perRequest = 1, unanswered = 0) =>
+  (b.coalesced - a.coalesced) / ((b.answered - a.answered + unanswered) * perRequest);
 
 /** Runs `fn` and returns its value with the wall time it took in ms. */
 export async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; value: T }> {

@@ -38,6 +38,15 @@ export function ratioAtLeast(scenario: string, metric: string, value: number, ba
   };
 }
 
+/** value < max x baseline (a sanity check: a contender that must stay below the baseline). */
+export function ratioBelow(scenario: string, metric: string, value: number, baseName: string, base: number, max: number, show = fmt.rate): Row {
+  const ratio = value / base;
+  return {
+    scenario, metric, value: show(value), baseline: `${baseName} ${show(base)}`, ratio: `${ratio.toFixed(2)}x`,
+    target: `< ${max}x ${baseName}`, result: pass(ratio < max),
+  };
+}
+
 /** value < limit (times, sizes). */
 export function below(scenario: string, metric: string, value: number, limit: number, show: (n: number) => string): Row {
   return { scenario, metric, value: show(value), baseline: '', ratio: '', target: `< ${show(limit)}`, result: pass(value < limit) };

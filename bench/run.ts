@@ -5,16 +5,22 @@ import type { BenchContext, Scenario } from './context.js';
 import { printTable, type Row, type ScenarioResult, writeResults } from './report.js';
 import { batch } from './scenarios/batch.js';
 import { checkpoint } from './scenarios/checkpoint.js';
+import { cold } from './scenarios/cold.js';
+import { fanout } from './scenarios/fanout.js';
 import { heartbeat } from './scenarios/heartbeat.js';
+import { newUsers } from './scenarios/new-users.js';
 import { scale } from './scenarios/scale.js';
 import { killChildren, ROOT } from './service.js';
+import { requireWrk } from './wrk.js';
 
 /**
  * `npm run bench`: ck against its baselines, on PostgreSQL when DATABASE_URL is set, else PGlite.
  * Env: BENCH_DURATION (s per HTTP run, default 10), BENCH_SCENARIOS (comma list), BENCH_USERS (1000000).
- * Runs the built service (dist/): `npm run build` first.
+ * Runs the built service (dist/): `npm run build` first. HTTP load comes from wrk (`apt-get install wrk`).
  */
-const SCENARIOS: Record<string, Scenario> = { heartbeat, batch, checkpoint, scale };
+const SCENARIOS: Record<string, Scenario> = { heartbeat, cold, new: newUsers, batch, checkpoint, fanout, scale };
+/** Scenarios that do not need wrk. */
+const NO_WRK = new Set(['scale', 'fanout']);
 
 function positiveInt(name: string, def: number): number {
   const raw = process.env[name];
@@ -37,6 +43,7 @@ async function main(): Promise<void> {
   const names = (process.env.BENCH_SCENARIOS || Object.keys(SCENARIOS).join(',')).split(',').map((s) => s.trim()).filter(Boolean);
   const unknown = names.filter((s) => !SCENARIOS[s]);
   if (unknown.length) throw new Error(`unknown scenario(s) ${unknown.join(', ')}; known: ${Object.keys(SCENARIOS).join(', ')}`);
+  if (names.some((s) => !NO_WRK.has(s))) requireWrk();
   if (newestMtime(join(ROOT, 'src')) > newestMtime(join(ROOT, 'dist'))) {
     throw new Error('dist/ is older than src/: run `npm run build` first (the service runs from dist/)');
   }
@@ -65,7 +72,8 @@ async function main(): Promise<void> {
       results[name] = await SCENARIOS[name]!(ctx);
       rows.push(...results[name].rows);
     } catch (err) {
-      log(`${name} failed: ${(err as Error).stack ?? err}`);
+      const cause = (err as Error).cause;
+      log(`${name} failed: ${(err as Error).stack ?? err}${cause ? `\ncaused by: ${cause}` : ''}`);
       rows.push({ scenario: name, metric: 'run', value: String((err as Error).message ?? err).slice(0, 80), baseline: '', ratio: '', target: 'completes', result: 'FAIL' });
     } finally {
       for (const fn of deferred.reverse()) await fn().catch((err) => log(`cleanup: ${err}`));

@@ -1,9 +1,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { generateKeyString } from '../src/auth/keys.js';
 import type { Backend } from './backend.js';
+import { memoryMb } from './proc.js';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -34,15 +35,6 @@ export function freePort(): Promise<number> {
       srv.close(() => resolve(port));
     });
   });
-}
-
-function readStatusKb(pid: number, field: string): number {
-  try {
-    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) : NaN;
-  } catch {
-    return NaN;
-  }
 }
 
 /** Starts `node ...args` with PORT set and waits until `readyPath` answers 200. */
@@ -87,7 +79,7 @@ export async function startProcess(label: string, args: string[], env: Record<st
   return {
     url,
     pid,
-    memory: () => ({ rssMb: readStatusKb(pid, 'VmRSS') / 1024, peakMb: readStatusKb(pid, 'VmHWM') / 1024 }),
+    memory: () => memoryMb(pid),
     async stop() {
       if (gone) return;
       child.kill('SIGTERM');
@@ -105,11 +97,11 @@ export interface Service extends Proc {
 
 /**
  * `node bin/ck.js serve` on the backend; the scheduler is off, the bench runs sweep and aggregation itself.
- * BENCH_CPU_PROF=<dir> writes a V8 CPU profile of each service run there (to find where time goes).
+ * Pass the `key` of an earlier run to restart it as it was. BENCH_CPU_PROF=<dir> writes a V8 CPU profile
+ * of each service run there (to find where time goes).
  */
-export async function startService(backend: Backend): Promise<Service> {
+export async function startService(backend: Backend, key = generateKeyString()): Promise<Service> {
   if (!existsSync(`${ROOT}/dist/cli/main.js`)) throw new Error('dist/ is missing: run `npm run build` first');
-  const key = generateKeyString();
   const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
   const proc = await startProcess('ck', [...prof, 'bin/ck.js', 'serve'], {
     ...backend.env, CK_API_KEY: key, CK_SCHEDULER: 'off', LOG_LEVEL: 'warn',
