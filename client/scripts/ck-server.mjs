@@ -67,11 +67,15 @@ export async function startCk(opts = {}) {
     }
   };
   const halt = () => new Promise((resolve) => {
-    if (!child || child.exitCode !== null || child.signalCode !== null) return resolve();
-    child.once('exit', () => resolve());
-    child.kill('SIGTERM');
+    const proc = child; // this process, not whichever a later restart() starts
+    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return resolve();
     // A clean shutdown flushes buffers; a stuck one is killed.
-    setTimeout(() => child.kill('SIGKILL'), 10_000).unref();
+    const kill = setTimeout(() => proc.kill('SIGKILL'), 10_000);
+    proc.once('exit', () => {
+      clearTimeout(kill);
+      resolve();
+    });
+    proc.kill('SIGTERM');
   });
   await launch();
   return {
