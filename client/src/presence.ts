@@ -82,6 +82,7 @@ export class Presence extends Emitter<PresenceEvents> {
   private lastOk = 0;
   private announce = false;
   private kicked = false;
+  private watching = false;
   private skew = 0;
   private cfg?: ServerInfo;
   private fatal?: CkError;
@@ -210,6 +211,15 @@ export class Presence extends Emitter<PresenceEvents> {
       if (!this.running) return;
       try {
         const cfg = (this.cfg = await this.ck.config());
+        if (this.opts.trackActivity && !this.watching && typeof document === 'object') {
+          // Once the server's idle_timeout is known.
+          this.watching = true;
+          const off = watchActivity(() => (this.opts.idleTimeout ?? cfg.idle_timeout) * 1000, (a) => this.setActive(a));
+          this.detach.push(() => {
+            off();
+            this.watching = false;
+          });
+        }
         // A gap longer than the timeout: the server has ended the session, so announce the state again.
         const gap = Date.now() - this.lastOk > cfg.heartbeat_timeout * 1000;
         await this.flush(cfg);
@@ -340,11 +350,7 @@ export class Presence extends Emitter<PresenceEvents> {
       list.push(() => removeEventListener(type, fn));
     };
     on('online', () => this.kick(), this.detach);
-    if (this.opts.trackActivity) {
-      this.active = !document.hidden;
-      const idle = () => (this.opts.idleTimeout ?? this.cfg?.idle_timeout ?? 300) * 1000;
-      this.detach.push(watchActivity(idle, (a) => this.setActive(a)));
-    }
+    if (this.opts.trackActivity) this.active = !document.hidden;
     if (this.lifecycle) return;
     // Leaving the page ends the session at once; back from the back/forward cache, it starts again.
     const lifecycle: (() => void)[] = [];
