@@ -48,8 +48,12 @@ const newLines = generated.split('\n');
 const removed = minus(oldLines, newLines);
 const added = minus(newLines, oldLines);
 console.error(`src/generated/openapi.ts differs from the server's /openapi.json: ${added.length} lines added, ${removed.length} removed`);
-for (const l of removed.slice(0, 20)) console.error(`- ${l.trim()}`);
-for (const l of added.slice(0, 20)) console.error(`+ ${l.trim()}`);
-if (added.length + removed.length > 40) console.error('  ...');
+const show = (sign, lines) => {
+  const counts = count(lines.map((l) => l.trim()));
+  for (const [l, n] of [...counts].slice(0, 15)) console.error(`${sign} ${l}${n > 1 ? `  (x${n})` : ''}`);
+  if (counts.size > 15) console.error(`${sign} ... ${counts.size - 15} more`);
+};
+show('-', removed);
+show('+', added);
 console.error('Run `npm run gen-types` in client/ and commit the result.');
 process.exit(1);
