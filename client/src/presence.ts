@@ -345,22 +345,28 @@ export class Presence extends Emitter<PresenceEvents> {
 
   private attachBrowser(): void {
     if (this.opts.worker !== false) this.schedule = backgroundTimer();
-    const on = (type: string, fn: (e: Event) => void, list: (() => void)[]) => {
-      addEventListener(type, fn);
-      list.push(() => removeEventListener(type, fn));
+    const on = (type: string, fn: (e: Event) => void, list: (() => void)[], target: EventTarget = window) => {
+      target.addEventListener(type, fn);
+      list.push(() => target.removeEventListener(type, fn));
     };
     on('online', () => this.kick(), this.detach);
     if (this.opts.trackActivity) this.active = !document.hidden;
     if (this.lifecycle) return;
-    // Leaving the page ends the session at once; back from the back/forward cache, it starts again.
+    // Leaving the page, or the browser freezing it (Chrome's Page Lifecycle: a frozen page runs no code, so
+    // it could not heartbeat), ends the session at once; back from the back/forward cache, or resumed, it
+    // starts again.
     const lifecycle: (() => void)[] = [];
-    on('pagehide', () => {
+    const suspend = () => {
       if (!this.running) return;
       this.teardown();
       if (this.cfg?.sessions) this.ck.http.beacon('DELETE', this.sessionPath());
       this.setConnection('stopped');
-    }, lifecycle);
-    on('pageshow', (e) => void ((e as PageTransitionEvent).persisted && this.start().catch(() => {})), lifecycle);
+    };
+    const resume = () => void this.start().catch(() => {});
+    on('pagehide', suspend, lifecycle);
+    on('freeze', suspend, lifecycle, document);
+    on('pageshow', (e) => (e as PageTransitionEvent).persisted && resume(), lifecycle);
+    on('resume', resume, lifecycle, document);
     this.lifecycle = () => lifecycle.forEach((off) => off());
   }
 }

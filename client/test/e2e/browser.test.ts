@@ -112,7 +112,7 @@ describe.skipIf(!existsSync(CHROMIUM))('in Chromium', { timeout: 60_000 }, () =>
     expect(await page.evaluate(() => Object.keys(localStorage).some((k) => k.startsWith('ck-client:queue:')))).toBe(false);
   });
 
-  it('back/forward cache: pagehide stops the session, pageshow (persisted) starts it again', async () => {
+  it('back/forward cache and freezing: pagehide/freeze stop the session, pageshow (persisted)/resume start it again', async () => {
     await fresh();
     const page = await tab('dee');
     await page.evaluate(() => {
@@ -121,7 +121,13 @@ describe.skipIf(!existsSync(CHROMIUM))('in Chromium', { timeout: 60_000 }, () =>
     expect(await page.evaluate(() => window.me.connection)).toBe('stopped');
     await page.evaluate(() => dispatchEvent(new PageTransitionEvent('pageshow', { persisted: true })));
     await page.waitForFunction(() => window.me.connection === 'online');
-    expect(await page.evaluate(() => window.log)).toEqual(['connection:connecting', 'connection:online', 'connection:stopped', 'connection:connecting', 'connection:online']);
+    // The same for a page the browser freezes (Page Lifecycle) and resumes.
+    await page.evaluate(() => document.dispatchEvent(new Event('freeze')));
+    expect(await page.evaluate(() => window.me.connection)).toBe('stopped');
+    await page.evaluate(() => document.dispatchEvent(new Event('resume')));
+    await page.waitForFunction(() => window.me.connection === 'online');
+    const cycle = ['connection:connecting', 'connection:online', 'connection:stopped'];
+    expect(await page.evaluate(() => window.log)).toEqual([...cycle, ...cycle, 'connection:connecting', 'connection:online']);
   });
 
   it('input and visibility decide active; each change heartbeats at once', async () => {
