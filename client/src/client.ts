@@ -12,6 +12,8 @@ export const DEFAULT_CONFIG: ServerConfig = { heartbeat_timeout: 60, idle_timeou
 
 /** Most users per `GET /status` request. */
 const STATUS_BATCH = 1000;
+/** Most users per `POST /heartbeats` request. */
+const HEARTBEAT_BATCH = 10_000;
 
 /**
  * The entry point: one per ck server and credential.
@@ -58,6 +60,20 @@ export class CkClient {
   /** Live state changes; `close()` the result to stop. */
   subscribe(opts: SubscribeOptions, onEvent: (event: StateEvent) => void): Subscription {
     return new Subscription(this.http, opts, onEvent);
+  }
+
+  /**
+   * Heartbeats for many users at once (`POST /heartbeats`, 10,000 per request), for gateways that hold
+   * many users' connections: call it every third of `heartbeat_timeout` with the users still connected.
+   * Not queued when ck is unreachable (a missed heartbeat is followed by the next).
+   */
+  async heartbeats(userIds: string[]): Promise<UserStatus[]> {
+    const out: UserStatus[] = [];
+    for (let i = 0; i < userIds.length; i += HEARTBEAT_BATCH) {
+      const r = await this.http.request<{ results: UserStatus[] }>('POST', '/heartbeats', { body: { user_ids: userIds.slice(i, i + HEARTBEAT_BATCH) } });
+      out.push(...r.results);
+    }
+    return out;
   }
 
   /** One user's status, or null if ck has never seen them. */

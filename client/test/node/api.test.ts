@@ -39,6 +39,11 @@ describe('against ck', () => {
     expect(await ck.status('nobody')).toBeNull();
   });
 
+  it('heartbeats for many users at once (a gateway)', async () => {
+    const results = await ck.heartbeats(['gw-1', 'gw-2', 'gw-3']);
+    expect(results.map((r) => [r.user_id, r.state, r.online])).toEqual([['gw-1', 'Online', true], ['gw-2', 'Online', true], ['gw-3', 'Online', true]]);
+  });
+
   it('rejects set() with an unregistered state and keeps going', async () => {
     const me = ck.presence({ userId: 'dan', storage: null });
     await me.start();

@@ -69,4 +69,20 @@ describe('queries', () => {
     });
     await expect(ck.status('a')).rejects.toMatchObject({ code: 'network', status: 0, retriable: true, message: 'GET /status/a: timed out' });
   });
+
+  it('heartbeats posts user_ids in batches of 10,000', async () => {
+    const bodies: any[] = [];
+    const ck = new CkClient({
+      url: 'http://ck.test', token: 't',
+      fetch: async (_i, init) => {
+        const b = JSON.parse(String(init!.body));
+        bodies.push(b);
+        return json(200, { results: b.user_ids.map(status) });
+      },
+    });
+    const ids = Array.from({ length: 12_345 }, (_, i) => `g${i}`);
+    const got = await ck.heartbeats(ids);
+    expect(bodies.map((b) => b.user_ids.length)).toEqual([10_000, 2_345]);
+    expect(got.map((s) => s.user_id)).toEqual(ids);
+  });
 });
