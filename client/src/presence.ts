@@ -3,6 +3,7 @@ import { retryDelay } from './backoff.js';
 import { Emitter } from './emitter.js';
 import { CkError } from './errors.js';
 import type { Http } from './http.js';
+import { listen, watchPageLifecycle } from './page-lifecycle.js';
 import { CheckpointQueue, defaultStorage, type QueueStorage } from './queue.js';
 import { defaultSessionId } from './session-id.js';
 import { backgroundTimer, mainTimer, type Schedule } from './timers.js';
@@ -345,28 +346,14 @@ export class Presence extends Emitter<PresenceEvents> {
 
   private attachBrowser(): void {
     if (this.opts.worker !== false) this.schedule = backgroundTimer();
-    const on = (type: string, fn: (e: Event) => void, list: (() => void)[], target: EventTarget = window) => {
-      target.addEventListener(type, fn);
-      list.push(() => target.removeEventListener(type, fn));
-    };
-    on('online', () => this.kick(), this.detach);
+    this.detach.push(listen(window, 'online', () => this.kick()));
     if (this.opts.trackActivity) this.active = !document.hidden;
-    if (this.lifecycle) return;
-    // Leaving the page, or the browser freezing it (Chrome's Page Lifecycle: a frozen page runs no code, so
-    // it could not heartbeat), ends the session at once; back from the back/forward cache, or resumed, it
-    // starts again.
-    const lifecycle: (() => void)[] = [];
-    const suspend = () => {
+    // Leaving (or frozen) ends the session at once, with a keepalive DELETE; back, it starts again.
+    this.lifecycle ??= watchPageLifecycle(() => {
       if (!this.running) return;
       this.teardown();
       if (this.cfg?.sessions) this.ck.http.beacon('DELETE', this.sessionPath());
       this.setConnection('stopped');
-    };
-    const resume = () => void this.start().catch(() => {});
-    on('pagehide', suspend, lifecycle);
-    on('freeze', suspend, lifecycle, document);
-    on('pageshow', (e) => (e as PageTransitionEvent).persisted && resume(), lifecycle);
-    on('resume', resume, lifecycle, document);
-    this.lifecycle = () => lifecycle.forEach((off) => off());
+    }, () => void this.start().catch(() => {}));
   }
 }
