@@ -140,6 +140,8 @@ export class Presence extends Emitter<PresenceEvents> {
         return 'queued';
       }
       try {
+        // After a long pause (a sleeping laptop, a late timer) the session is gone: renew it first.
+        if (this.cfg && this.stale(this.cfg)) await this.beat(this.cfg);
         await this.post(entry, at);
         return 'sent';
       } catch (e) {
@@ -222,11 +224,12 @@ export class Presence extends Emitter<PresenceEvents> {
           });
         }
         // A gap longer than the timeout: the server has ended the session, so announce the state again.
-        const gap = Date.now() - this.lastOk > cfg.heartbeat_timeout * 1000;
-        await this.flush(cfg);
-        if ((this.announce || gap) && this.current) await this.post({ ...this.current, active: this.active });
-        this.announce = false;
+        const gap = this.stale(cfg);
+        // The heartbeat first: it (re)creates the session the checkpoints below belong to.
         await this.beat(cfg);
+        await this.flush(cfg);
+        if ((this.announce || gap) && this.current) await this.announceState();
+        this.announce = false;
         this.attempt = 0;
         this.setConnection('online');
         this.later(this.opts.heartbeatInterval ?? ((cfg.heartbeat_timeout * 1000) / 3) * (0.9 + Math.random() / 5));
@@ -234,6 +237,22 @@ export class Presence extends Emitter<PresenceEvents> {
         this.failed(e);
       }
     });
+  }
+
+  /** Sends the current state again; a refusal (e.g. a state since unregistered) is reported, not fatal. */
+  private async announceState(): Promise<void> {
+    const c = { ...this.current!, active: this.active };
+    try {
+      await this.post(c);
+    } catch (e) {
+      if (!(e instanceof CkError) || e.code !== 'http' || e.retriable || e.status === 403) throw e;
+      this.emit('error', new CkError('rejected', e.message, { status: e.status, problem: e.problem, checkpoint: { ...c, timestamp: this.serverNow() }, cause: e }));
+    }
+  }
+
+  /** No answer for longer than the heartbeat timeout: the server has ended the session by now. */
+  private stale(cfg: ServerInfo): boolean {
+    return Date.now() - this.lastOk > cfg.heartbeat_timeout * 1000;
   }
 
   private async beat(cfg: ServerInfo): Promise<void> {

@@ -61,7 +61,8 @@ describe('heartbeats', () => {
     expect(await me.set('Busy', { content: { call: 42 } })).toBe('queued');
     expect(fake.calls).toHaveLength(0);
     await me.start();
-    expect(fake.calls.map((c) => `${c.method} ${c.path}`)).toEqual(['GET /config', 'POST /checkpoints', 'POST /heartbeat']);
+    // The heartbeat first: it (re)creates the session the state belongs to.
+    expect(fake.calls.map((c) => `${c.method} ${c.path}`)).toEqual(['GET /config', 'POST /heartbeat', 'POST /checkpoints']);
     expect(fake.stored[0]).toEqual({ user_id: 'alice', state: 'Busy', content: { call: 42 }, session_id: 's1', active: true });
     fake.down = true;
     await vi.advanceTimersByTimeAsync(90_000);
@@ -70,6 +71,31 @@ describe('heartbeats', () => {
     expect(fake.stored).toHaveLength(2);
     expect(fake.stored[1]).toMatchObject({ state: 'Busy', content: { call: 42 } });
     expect(fake.stored[1].timestamp).toBeUndefined();
+    await me.stop();
+  });
+
+  it('set() after a pause longer than the timeout renews the session with a heartbeat first', async () => {
+    const { fake, ck, storage } = setup();
+    const me = ck.presence({ userId: 'alice', storage });
+    await me.start();
+    // A laptop asleep: no timer ran, the clock jumped.
+    vi.setSystemTime(Date.now() + 120_000);
+    fake.calls = [];
+    expect(await me.set('Busy')).toBe('sent');
+    expect(fake.calls.map((c) => `${c.method} ${c.path}`)).toEqual(['POST /heartbeat', 'POST /checkpoints']);
+    await me.stop();
+  });
+
+  it('a state refused when announced again is reported, and the session goes on', async () => {
+    const { fake, ck, storage } = setup();
+    const me = ck.presence({ userId: 'alice', storage });
+    const errors: string[] = [];
+    me.on('error', (e) => errors.push(`${e.code}:${e.checkpoint?.state}`));
+    await me.set('Retired');
+    fake.overrides.push({ path: '/checkpoints', status: 422 });
+    await me.start();
+    expect(errors).toEqual(['rejected:Retired']);
+    expect(me.connection).toBe('online');
     await me.stop();
   });
 
