@@ -105,8 +105,8 @@ export class Presence extends Emitter<PresenceEvents> {
   }
 
   /**
-   * Starts the session: sends queued checkpoints, the current state (if `set` was called) and a heartbeat,
-   * then heartbeats until `stop()`. Resolves after the first attempt; if ck was unreachable it keeps
+   * Starts the session: a heartbeat (which opens it), queued checkpoints and the current state (if `set`
+   * was called), then heartbeats until `stop()`. Resolves after the first attempt; if ck was unreachable it keeps
    * retrying in the background (`connection` is `offline`). Rejects on a final error (401, 403).
    */
   async start(): Promise<void> {
@@ -129,8 +129,9 @@ export class Presence extends Emitter<PresenceEvents> {
   set(state: string, o: SetOptions = {}): Promise<'sent' | 'queued'> {
     this.current = { state, content: o.content };
     const at = o.timestamp === undefined ? undefined : toMs(o.timestamp);
+    // Its time and activity are those of this call, even if it waits behind a slow request.
+    const entry: QueuedCheckpoint = { state, timestamp: at ?? this.serverNow(), content: o.content, active: this.active };
     return this.serial(async () => {
-      const entry: QueuedCheckpoint = { state, timestamp: at ?? this.serverNow(), content: o.content, active: this.active };
       if (!this.running) {
         if (at !== undefined) this.queue.push(entry);
         return 'queued';

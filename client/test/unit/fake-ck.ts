@@ -25,6 +25,8 @@ export class FakeCk {
   calls: Call[] = [];
   /** Network down: every fetch rejects like an unreachable host. */
   down = false;
+  /** Milliseconds every answer takes. */
+  delay = 0;
   /** Whether GET /config exists (a server with sessions). */
   sessions = true;
   config: ServerConfig = { heartbeat_timeout: 60, idle_timeout: 300, max_backfill: 604_800 };
@@ -45,6 +47,7 @@ export class FakeCk {
       body: init.body ? JSON.parse(String(init.body)) : undefined, at: Date.now(), keepalive: init.keepalive,
     };
     this.calls.push(call);
+    if (this.delay) await new Promise((r) => setTimeout(r, this.delay));
     if (init.signal?.aborted) throw new DOMException('aborted', 'AbortError');
     if (this.down) throw new TypeError('fetch failed');
     const i = this.overrides.findIndex((o) => o.path === call.path);

@@ -57,6 +57,26 @@ describe('offline queue', () => {
     await me.stop();
   });
 
+  it('a checkpoint waiting behind a slow request keeps the time set() was called', async () => {
+    const { fake, ck, storage } = setup();
+    const me = ck.presence({ userId: 'alice', storage, heartbeatInterval: 10_000 });
+    await me.start();
+    fake.delay = 5_000;
+    await vi.advanceTimersByTimeAsync(10_000); // a heartbeat is now on its way, slowly
+    const called = Date.now();
+    const result = me.set('Busy');
+    await vi.advanceTimersByTimeAsync(1_000);
+    fake.down = true;
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(await result).toBe('queued');
+    expect(me.pending[0]!.timestamp).toBe(called);
+    fake.delay = 0;
+    fake.down = false;
+    await vi.advanceTimersByTimeAsync(10_000); // a retry already under way may still take its 5 s
+    expect(fake.stored.at(-1)).toMatchObject({ state: 'Busy', timestamp: called });
+    await me.stop();
+  });
+
   it('reports checkpoints older than max_backfill instead of sending them', async () => {
     const { fake, ck, storage } = setup();
     fake.config.max_backfill = 3_600;
