@@ -112,10 +112,8 @@ async function start(stateList) {
   // Subscribe first, then load: a change made while the board loads arrives as an event (newest wins).
   let connected;
   const ready = new Promise((resolve) => (connected = resolve));
-  run.stream = openStream('/events', {
-    onEvent: (e) => {
-      if (e.type !== 'state') return;
-      const event = JSON.parse(e.data);
+  run.stream = openStream({
+    onEvent: (event) => {
       if (!states.has(event.state)) refreshStates().catch(() => {});
       board.push(event);
     },
