@@ -3,7 +3,7 @@ import { Http, type HttpOptions } from './http.js';
 import { Presence, type PresenceOptions } from './presence.js';
 import { type SubscribeOptions, Subscription } from './subscribe.js';
 import { toIso } from './time.js';
-import type { Instant, ServerConfig, ServerInfo, StateEvent, Summary, TimelineEntry, UserStatus } from './types.js';
+import type { Instant, ServerConfig, ServerInfo, SessionStatus, StateEvent, Summary, TimelineEntry, UserStatus } from './types.js';
 
 export type CkClientOptions = HttpOptions;
 
@@ -93,6 +93,18 @@ export class CkClient {
       out.push(...page.users);
     }
     return out;
+  }
+
+  /** A user's alive sessions (device, state, last heartbeat and activity); empty if ck has never seen them. */
+  async sessions(userId: string): Promise<SessionStatus[]> {
+    if (!(await this.config()).sessions) throw new CkError('unsupported', 'sessions() needs a ck server with sessions (GET /config)');
+    return this.http.request<{ sessions: SessionStatus[] }>('GET', `/users/${encodeURIComponent(userId)}/sessions`).then(
+      (r) => r.sessions,
+      (e) => {
+        if (e instanceof CkError && e.status === 404) return [];
+        throw e;
+      },
+    );
   }
 
   /**

@@ -349,7 +349,7 @@ export class Presence extends Emitter<PresenceEvents> {
 
   private setStatus(s: UserStatus): void {
     this.status = s;
-    const key = JSON.stringify([s.state, s.online, s.state_since, s.manual, s.sessions?.map((x) => [x.session_id, x.state, x.active])]);
+    const key = JSON.stringify([s.state, s.online, s.state_since, s.manual, s.sessions]);
     if (key !== this.statusKey) this.emit('status', s);
     this.statusKey = key;
   }

@@ -1,5 +1,4 @@
-// Public types. Request and response shapes come from ck's OpenAPI document (generated/openapi.ts);
-// fields the server adds with sessions (not in the document yet) are declared here, optional.
+// Public types. Request and response shapes come from ck's OpenAPI document (generated/openapi.ts).
 import type { components, paths } from './generated/openapi.js';
 
 type JsonOf<R> = R extends { content: { 'application/json': infer J } } ? J : never;
@@ -11,28 +10,20 @@ type BodyOf<P extends keyof paths> = Op<P, 'post'> extends { requestBody: infer 
 /** An `application/problem+json` error body. */
 export type Problem = components['schemas']['def-0'] & { code?: string };
 
-/** One live session of a user (servers with session support). */
-export interface SessionStatus {
-  session_id: string;
-  state: string;
-  client?: string | null;
-  active?: boolean;
-  last_heartbeat?: string;
-  [field: string]: unknown;
-}
+/** One alive session of a user (`GET /users/:user_id/sessions`). */
+export type SessionStatus = Ok<'/users/{user_id}/sessions', 'get'>['sessions'][number];
 
-/** A manual presence set with `setManual`, in force until `until` (or until cleared). */
-export interface ManualPresence {
-  state: string;
-  until?: string | null;
-  [field: string]: unknown;
-}
+/**
+ * A user's current status (`GET /status/:user_id`, and the answer to a heartbeat): `sessions` is how many
+ * are alive and `manual` the manual presence in force (both absent from servers without sessions).
+ */
+export type UserStatus = Ok<'/status/{user_id}', 'get'>;
 
-/** A user's current status (`GET /status/:user_id`, and the answer to a heartbeat). */
-export type UserStatus = Ok<'/status/{user_id}', 'get'> & { sessions?: SessionStatus[]; manual?: ManualPresence | null };
+/** A manual presence set with `setManual`, in force until `until` (null: until cleared). */
+export type ManualPresence = NonNullable<UserStatus['manual']>;
 
 /** One entry of a user's timeline (`GET /checkpoints`). */
-export type TimelineEntry = Ok<'/checkpoints', 'get'>['checkpoints'][number] & { session_id?: string | null };
+export type TimelineEntry = Ok<'/checkpoints', 'get'>['checkpoints'][number];
 
 /** Seconds per state per local day (`GET /summaries` for one user). */
 export type Summary = Extract<Ok<'/summaries', 'get'>, { days: unknown }>;

@@ -45,6 +45,9 @@ export interface paths {
                                 open: boolean;
                                 /** Format: date-time */
                                 received_at: string;
+                                /** @description The session whose write caused it */
+                                session_id: string | null;
+                                /** @description client, heartbeat, timeout, idle, manual or session_end */
                                 source: string;
                                 state: string;
                                 /** Format: date-time */
@@ -103,7 +106,7 @@ export interface paths {
             };
         };
         put?: never;
-        /** Record a state change (written only when the state differs) */
+        /** Set a session's state (written only when it differs) */
         post: {
             parameters: {
                 query?: never;
@@ -114,9 +117,18 @@ export interface paths {
             requestBody: {
                 content: {
                     "application/json": {
+                        /** @description Whether the user was active; default true */
+                        active?: boolean;
+                        /** @description What sends it, free text, e.g. ios/3.2 */
+                        client?: string;
                         content?: {
                             [key: string]: unknown;
                         };
+                        /**
+                         * @description The device or tab (one session each); default "default"
+                         * @example phone-7f3a
+                         */
+                        session_id?: string;
                         state: string;
                         /**
                          * @description RFC 3339 timestamp or integer epoch milliseconds
@@ -142,6 +154,7 @@ export interface paths {
                         "application/json": {
                             /** @enum {boolean} */
                             changed: false;
+                            session_id: string;
                             state: string;
                             /** Format: date-time */
                             timestamp: string;
@@ -165,6 +178,7 @@ export interface paths {
                             previous_state: string | null;
                             /** Format: date-time */
                             received_at: string;
+                            session_id: string;
                             source: string;
                             state: string;
                             /** Format: date-time */
@@ -244,6 +258,55 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/config": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The timeouts a client works with, in seconds (any valid key or token) */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            heartbeat_timeout: number;
+                            idle_timeout: number;
+                            max_backfill: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["def-0"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/events": {
         parameters: {
             query?: never;
@@ -254,8 +317,10 @@ export interface paths {
         /** Server-Sent Events: one event per state change (Last-Event-ID replays what was missed) */
         get: {
             parameters: {
-                query?: {
+                query: {
                     last_event_id?: string;
+                    /** @description Also stream `event: session` for each session change */
+                    sessions: boolean;
                     user_id?: string[];
                 };
                 header?: {
@@ -321,7 +386,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Record that a user is still here */
+        /** Record that a user's session is still here */
         post: {
             parameters: {
                 query?: never;
@@ -332,6 +397,15 @@ export interface paths {
             requestBody: {
                 content: {
                     "application/json": {
+                        /** @description Whether the user was active (input) since the last one; default true. Idle decay counts from the last active one */
+                        active?: boolean;
+                        /** @description What sends it, free text, e.g. ios/3.2 (recorded when the session starts) */
+                        client?: string;
+                        /**
+                         * @description The device or tab (one session each); default "default"
+                         * @example phone-7f3a
+                         */
+                        session_id?: string;
                         /**
                          * @description Your application's id for the user
                          * @example alice
@@ -350,7 +424,14 @@ export interface paths {
                         "application/json": {
                             /** Format: date-time */
                             last_heartbeat: string;
+                            /** @description The manual presence in force (GET /status) */
+                            manual?: {
+                                state: string;
+                                until: string | null;
+                            } | null;
                             online: boolean;
+                            /** @description Sessions alive now (GET /status) */
+                            sessions?: number;
                             state: string;
                             /** Format: date-time */
                             state_since: string;
@@ -438,7 +519,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Heartbeats for many users at once (gateways) */
+        /** Heartbeats for many users or sessions at once (gateways) */
         post: {
             parameters: {
                 query?: never;
@@ -449,7 +530,24 @@ export interface paths {
             requestBody: {
                 content: {
                     "application/json": {
-                        user_ids: string[];
+                        sessions?: {
+                            /** @description Whether the user was active (input) since the last one; default true. Idle decay counts from the last active one */
+                            active?: boolean;
+                            /** @description What sends it, free text, e.g. ios/3.2 (recorded when the session starts) */
+                            client?: string;
+                            /**
+                             * @description The device or tab (one session each); default "default"
+                             * @example phone-7f3a
+                             */
+                            session_id: string;
+                            /**
+                             * @description Your application's id for the user
+                             * @example alice
+                             */
+                            user_id: string;
+                        }[];
+                        /** @description Each user's default session */
+                        user_ids?: string[];
                     };
                 };
             };
@@ -464,7 +562,14 @@ export interface paths {
                             results: {
                                 /** Format: date-time */
                                 last_heartbeat: string;
+                                /** @description The manual presence in force (GET /status) */
+                                manual?: {
+                                    state: string;
+                                    until: string | null;
+                                } | null;
                                 online: boolean;
+                                /** @description Sessions alive now (GET /status) */
+                                sessions?: number;
                                 state: string;
                                 /** Format: date-time */
                                 state_since: string;
@@ -859,6 +964,8 @@ export interface paths {
                                 color: string | null;
                                 name: string;
                                 online: boolean;
+                                /** @description Precedence between a user's sessions: the highest wins */
+                                priority: number;
                             }[];
                         };
                     };
@@ -908,6 +1015,8 @@ export interface paths {
                         /** @description A registered state type */
                         name: string;
                         online: boolean;
+                        /** @description Default: Online's */
+                        priority?: number;
                     };
                 };
             };
@@ -923,6 +1032,8 @@ export interface paths {
                             color: string | null;
                             name: string;
                             online: boolean;
+                            /** @description Precedence between a user's sessions: the highest wins */
+                            priority: number;
                         };
                     };
                 };
@@ -1032,7 +1143,14 @@ export interface paths {
                             users: {
                                 /** Format: date-time */
                                 last_heartbeat: string;
+                                /** @description The manual presence in force (GET /status) */
+                                manual?: {
+                                    state: string;
+                                    until: string | null;
+                                } | null;
                                 online: boolean;
+                                /** @description Sessions alive now (GET /status) */
+                                sessions?: number;
                                 state: string;
                                 /** Format: date-time */
                                 state_since: string;
@@ -1119,7 +1237,14 @@ export interface paths {
                         "application/json": {
                             /** Format: date-time */
                             last_heartbeat: string;
+                            /** @description The manual presence in force (GET /status) */
+                            manual?: {
+                                state: string;
+                                until: string | null;
+                            } | null;
                             online: boolean;
+                            /** @description Sessions alive now (GET /status) */
+                            sessions?: number;
                             state: string;
                             /** Format: date-time */
                             state_since: string;
@@ -1618,6 +1743,389 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/users/{user_id}/presence": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Set a user's manual presence (it holds while a session is alive), optionally until a time */
+        put: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /**
+                     * @description Your application's id for the user
+                     * @example alice
+                     */
+                    user_id: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @description A registered state type */
+                        state: string;
+                        /**
+                         * @description RFC 3339 timestamp or integer epoch milliseconds
+                         * @example 2026-11-28T09:30:00.000Z
+                         * @example 1795858200000
+                         */
+                        until?: unknown;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** Format: date-time */
+                            last_heartbeat: string;
+                            /** @description The manual presence in force (GET /status) */
+                            manual?: {
+                                state: string;
+                                until: string | null;
+                            } | null;
+                            online: boolean;
+                            /** @description Sessions alive now (GET /status) */
+                            sessions?: number;
+                            state: string;
+                            /** Format: date-time */
+                            state_since: string;
+                            user_id: string;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["def-0"];
+                    };
+                };
+                /** @description Default Response */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["def-0"];
+                    };
+                };
+                /** @description Default Response */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["def-0"];
+                    };
+                };
+                /** @description Default Response */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["def-0"];
+                    };
+                };
+                /** @description Default Response */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["def-0"];
+                    };
+                };
+                /** @description Default Response */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["def-0"];
+                    };
+                };
+            };
+        };
+        post?: never;
+        /** Clear a user's manual presence */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /**
+                     * @description Your application's id for the user
+                     * @example alice
+                     */
+                    user_id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                204: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description Default Response */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["def-0"];
+                    };
+                };
+                /** @description Default Response */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["def-0"];
+                    };
+                };
+                /** @description Default Response */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["def-0"];
+                    };
+                };
+                /** @description Default Response */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["def-0"];
+                    };
+                };
+                /** @description Default Response */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["def-0"];
+                    };
+                };
+            };
+        };
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/users/{user_id}/sessions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A user's alive sessions, each in its state now */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /**
+                     * @description Your application's id for the user
+                     * @example alice
+                     */
+                    user_id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            sessions: {
+                                client: string | null;
+                                /** Format: date-time */
+                                last_active: string;
+                                /** Format: date-time */
+                                last_heartbeat: string;
+                                session_id: string;
+                                state: string;
+                                /** Format: date-time */
+                                state_since: string;
+                            }[];
+                            user_id: string;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["def-0"];
+                    };
+                };
+                /** @description Default Response */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["def-0"];
+                    };
+                };
+                /** @description Default Response */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["def-0"];
+                    };
+                };
+                /** @description Default Response */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["def-0"];
+                    };
+                };
+                /** @description Default Response */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["def-0"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/users/{user_id}/sessions/{session_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** End a session now (a closed tab, a signed-out device) */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /**
+                     * @description The device or tab (one session each); default "default"
+                     * @example phone-7f3a
+                     */
+                    session_id: string;
+                    /**
+                     * @description Your application's id for the user
+                     * @example alice
+                     */
+                    user_id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                204: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description Default Response */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["def-0"];
+                    };
+                };
+                /** @description Default Response */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["def-0"];
+                    };
+                };
+                /** @description Default Response */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["def-0"];
+                    };
+                };
+                /** @description Default Response */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["def-0"];
+                    };
+                };
+                /** @description Default Response */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["def-0"];
+                    };
+                };
+            };
+        };
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/webhooks": {
         parameters: {
             query?: never;
@@ -1984,6 +2492,8 @@ export interface components {
     schemas: {
         /** Problem */
         "def-0": {
+            /** @description Stable machine-readable error code (README: Errors) */
+            code: string;
             detail: string;
             errors?: {
                 location: string;

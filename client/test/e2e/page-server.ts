@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
  * Serve /client.js from this harness (the bundle built in dist/). Set to false once ck serves
  * GET /client.js itself: the request is then passed through to ck like any other.
  */
-export const CLIENT_JS_FROM_HARNESS = true;
+export const CLIENT_JS_FROM_HARNESS = false;
 
 const BUNDLE = new URL('../../dist/ck-client.browser.js', import.meta.url);
 const PAGE = '<!doctype html><meta charset="utf-8"><title>ck-client e2e</title><script type="module" src="/boot.js"></script><p>ck-client e2e</p>';

@@ -24,12 +24,14 @@ describe('against ck', () => {
     expect(me.connection).toBe('stopped');
 
     const timeline = await ck.timeline('ann', { from: new Date(Date.now() - 3_600_000), to: new Date() });
-    expect(timeline.map((e) => e.state)).toEqual(['Online', 'Busy']);
-    expect(timeline[1]).toMatchObject({ content: { call: 42 }, open: true });
+    // stop() ended the only session: the user is Offline from then on.
+    expect(timeline.map((e) => [e.state, e.source])).toEqual([['Online', 'heartbeat'], ['Busy', 'client'], ['Offline', 'session_end']]);
+    expect(timeline[1]).toMatchObject({ content: { call: 42 }, open: false });
+    expect(timeline[2]).toMatchObject({ open: true });
     const summary = await ck.summaries('ann', { from: today, to: today, tz: 'UTC' });
     expect(summary).toMatchObject({ user_id: 'ann', tz: 'UTC', from: today, to: today });
     expect(summary.days).toHaveLength(1);
-    expect(Object.keys(summary.totals).sort()).toEqual(['Busy', 'Online']);
+    expect(Object.keys(summary.totals).sort()).toEqual(['Busy', 'Offline', 'Online']);
   });
 
   it('status of several users, unknown ones left out; null for one unknown user', async () => {
@@ -90,8 +92,9 @@ describe('against ck', () => {
     expect(errors).toEqual([]);
     expect(me.connection).toBe('online');
     expect(await mine.status('fay')).toMatchObject({ state: 'Online' });
-    // The token reads only its own user.
-    expect(await mine.status(['fay', 'ann'])).toHaveLength(1);
+    // The token reads only its own user: naming another is a 403 (the same whether they exist or not).
+    await expect(mine.status(['fay', 'ann'])).rejects.toMatchObject({ status: 403 });
+    expect(await mine.status(['fay'])).toHaveLength(1);
     await me.stop();
   });
 
@@ -118,13 +121,11 @@ describe('sessions (needs GET /config)', () => {
     await a.start();
     await b.start();
     await a.set('Busy');
-    const both = (await ck.status('hal'))!;
-    expect(both.state).toBe('Busy');
-    expect(both.sessions?.map((s) => s.session_id).sort()).toEqual(['desk', 'phone']);
+    expect(await ck.status('hal')).toMatchObject({ state: 'Busy', sessions: 2 });
+    expect((await ck.sessions('hal')).map((s) => [s.session_id, s.state, s.client])).toEqual([['desk', 'Busy', 'node-test'], ['phone', 'Online', null]]);
     await a.stop();
-    const one = (await ck.status('hal'))!;
-    expect(one.sessions?.map((s) => s.session_id)).toEqual(['phone']);
-    expect(one.state).toBe('Online');
+    expect((await ck.sessions('hal')).map((s) => s.session_id)).toEqual(['phone']);
+    expect(await ck.status('hal')).toMatchObject({ state: 'Online', sessions: 1 });
     await b.stop();
     expect((await ck.status('hal'))!.online).toBe(false);
   });

@@ -1,5 +1,6 @@
 import swagger from '@fastify/swagger';
 import checkpoints from './checkpoints.js';
+import clientJs from './client-js.js';
 import config from './config.js';
 import dashboard from './dashboard.js';
 import events from './events.js';
@@ -24,5 +25,5 @@ export async function routes(app: App) {
       security: [{ bearer: [] }],
     },
   });
-  for (const r of [health, config, heartbeat, checkpoints, status, states, keys, tokens, events, summaries, users, dashboard, metrics, webhooks]) await app.register(r);
+  for (const r of [health, config, heartbeat, checkpoints, status, states, keys, tokens, events, summaries, users, dashboard, clientJs, metrics, webhooks]) await app.register(r);
 }
