@@ -160,6 +160,31 @@ CREATE TABLE summary_progress (
 );
 CREATE INDEX summary_progress_due ON summary_progress USING btree (due_at);
 
+CREATE TABLE token_revocations (
+  jti text NOT NULL,
+  expires_at timestamp with time zone NOT NULL,
+  revoked_at timestamp with time zone DEFAULT now() NOT NULL,
+  CONSTRAINT token_revocations_pkey PRIMARY KEY (jti)
+);
+CREATE INDEX token_revocations_revoked ON token_revocations USING btree (revoked_at);
+
+CREATE TABLE tokens (
+  user_id text NOT NULL,
+  jti text NOT NULL,
+  scopes text[] NOT NULL,
+  issued_at timestamp with time zone DEFAULT now() NOT NULL,
+  expires_at timestamp with time zone NOT NULL,
+  CONSTRAINT tokens_pkey PRIMARY KEY (user_id, jti)
+);
+CREATE INDEX tokens_expires ON tokens USING btree (expires_at);
+CREATE INDEX tokens_jti ON tokens USING btree (jti);
+
+CREATE TABLE user_erasures (
+  user_hash bytea NOT NULL,
+  erased_at timestamp with time zone NOT NULL,
+  CONSTRAINT user_erasures_pkey PRIMARY KEY (user_hash)
+);
+
 CREATE TABLE user_sessions (
   user_id text NOT NULL,
   current_state text NOT NULL,
@@ -358,6 +383,44 @@ BEGIN
   RETURN true;
 END $function$;
 
+CREATE OR REPLACE FUNCTION ck_erase_user(p_user text)
+ RETURNS boolean
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+  v_table text;
+  v_n bigint;
+  v_total bigint := 0;
+  v_pass bigint;
+BEGIN
+  -- Writers of this user wait for the erasure (their lock is the user row), then start a new user.
+  PERFORM 1 FROM user_sessions WHERE user_id = p_user FOR UPDATE;
+  INSERT INTO token_revocations (jti, expires_at)
+  SELECT t.jti, t.expires_at FROM tokens t WHERE t.user_id = p_user AND t.expires_at > now()
+  ON CONFLICT (jti) DO NOTHING;
+  LOOP
+    v_pass := 0;
+    FOR v_table IN
+      SELECT c.relname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+       WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p')
+         AND a.attname = 'user_id' AND NOT a.attisdropped
+       ORDER BY c.relname
+    LOOP
+      EXECUTE format('DELETE FROM %I WHERE user_id = $1', v_table) USING p_user;
+      GET DIAGNOSTICS v_n = ROW_COUNT;
+      v_pass := v_pass + v_n;
+    END LOOP;
+    v_total := v_total + v_pass;
+    EXIT WHEN v_pass = 0;
+  END LOOP;
+  UPDATE webhooks SET user_ids = array_remove(user_ids, p_user) WHERE p_user = ANY (user_ids);
+  IF v_total > 0 THEN
+    INSERT INTO user_erasures (user_hash, erased_at) VALUES (ck_user_hash(p_user), now())
+    ON CONFLICT (user_hash) DO UPDATE SET erased_at = excluded.erased_at;
+  END IF;
+  RETURN v_total > 0;
+END $function$;
+
 CREATE OR REPLACE FUNCTION ck_event_frontier()
  RETURNS xid8
  LANGUAGE sql
@@ -532,6 +595,24 @@ AS $function$
   )
   SELECT count(*)::integer FROM gone
 $function$;
+
+CREATE OR REPLACE FUNCTION ck_prune_tokens(p_limit integer DEFAULT 50000)
+ RETURNS integer
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+  v_a integer;
+  v_b integer;
+  v_c integer;
+BEGIN
+  DELETE FROM tokens WHERE (user_id, jti) IN (SELECT t.user_id, t.jti FROM tokens t WHERE t.expires_at < now() LIMIT p_limit);
+  GET DIAGNOSTICS v_a = ROW_COUNT;
+  DELETE FROM token_revocations WHERE jti IN (SELECT r.jti FROM token_revocations r WHERE r.expires_at < now() LIMIT p_limit);
+  GET DIAGNOSTICS v_b = ROW_COUNT;
+  DELETE FROM user_erasures WHERE erased_at < now() - interval '1 day';
+  GET DIAGNOSTICS v_c = ROW_COUNT;
+  RETURN v_a + v_b + v_c;
+END $function$;
 
 CREATE OR REPLACE FUNCTION ck_prune_webhook_deliveries(p_keep interval, p_limit integer DEFAULT 50000)
  RETURNS integer
@@ -730,6 +811,15 @@ BEGIN
   UPDATE user_sessions u SET last_heartbeat = greatest(u.last_heartbeat, p_now) WHERE u.user_id = ANY (v_users);
 END $function$;
 
+CREATE OR REPLACE FUNCTION ck_revoke_token(p_jti text)
+ RETURNS boolean
+ LANGUAGE sql
+AS $function$
+  WITH t AS (SELECT t.jti, t.expires_at FROM tokens t WHERE t.jti = p_jti AND t.expires_at > now() LIMIT 1),
+  ins AS (INSERT INTO token_revocations (jti, expires_at) SELECT t.jti, t.expires_at FROM t ON CONFLICT (jti) DO NOTHING)
+  SELECT EXISTS (SELECT 1 FROM t)
+$function$;
+
 CREATE OR REPLACE FUNCTION ck_session_at(p_state text, p_since timestamp with time zone, p_last_heartbeat timestamp with time zone, p_last_active timestamp with time zone, p_at timestamp with time zone, p_timeout interval, p_idle interval, OUT state text, OUT since timestamp with time zone)
  RETURNS record
  LANGUAGE sql
@@ -751,6 +841,41 @@ CREATE OR REPLACE FUNCTION ck_session_expiry(p_last_heartbeat timestamp with tim
 AS $function$ SELECT p_last_heartbeat + p_timeout $function$;
 
 CREATE OR REPLACE FUNCTION ck_session_heartbeat(p_users text[], p_sessions text[], p_ts timestamp with time zone[], p_active boolean[], p_clients text[], p_timeout interval, p_idle interval)
+ RETURNS TABLE(user_id text, session_id text, state text, state_since timestamp with time zone, last_heartbeat timestamp with time zone, valid_until timestamp with time zone, session_state text, session_heartbeat timestamp with time zone, session_active timestamp with time zone)
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+  IF EXISTS (SELECT 1 FROM user_erasures) THEN
+    SELECT array_agg(i.u ORDER BY i.n), array_agg(i.s ORDER BY i.n), array_agg(i.t ORDER BY i.n),
+           array_agg(i.a ORDER BY i.n), array_agg(i.c ORDER BY i.n)
+      INTO p_users, p_sessions, p_ts, p_active, p_clients
+      FROM unnest(p_users, p_sessions, p_ts, p_active, p_clients) WITH ORDINALITY AS i(u, s, t, a, c, n)
+     WHERE NOT EXISTS (SELECT 1 FROM user_erasures e WHERE e.user_hash = ck_user_hash(i.u) AND e.erased_at > i.t);
+    IF p_users IS NULL THEN
+      RETURN;
+    END IF;
+  END IF;
+  RETURN QUERY SELECT * FROM ck_session_heartbeat_write(p_users, p_sessions, p_ts, p_active, p_clients, p_timeout, p_idle);
+END $function$;
+
+CREATE OR REPLACE FUNCTION ck_session_heartbeat_alive(p_users text[], p_sessions text[], p_ms bigint[], p_active_ms bigint[], p_timeout interval, p_idle interval)
+ RETURNS TABLE(user_id text, session_id text)
+ LANGUAGE sql
+AS $function$
+  WITH i AS (
+    SELECT x.u, x.s, max(to_timestamp(x.ms::float8 / 1000)) AS hb, max(to_timestamp(x.a::float8 / 1000)) AS la
+      FROM unnest(p_users, p_sessions, p_ms, p_active_ms) AS x(u, s, ms, a) GROUP BY x.u, x.s ORDER BY x.u, x.s
+  )
+  UPDATE sessions s
+     SET last_heartbeat = greatest(s.last_heartbeat, i.hb), last_active = greatest(s.last_active, coalesce(i.la, s.last_active))
+    FROM i
+   WHERE s.user_id = i.u AND s.session_id = i.s
+     AND ck_session_expiry(s.last_heartbeat, p_timeout) > i.hb
+     AND coalesce(ck_session_idle(s.state, s.last_heartbeat, s.last_active, p_timeout, p_idle) > i.hb, true)
+  RETURNING s.user_id, s.session_id
+$function$;
+
+CREATE OR REPLACE FUNCTION ck_session_heartbeat_write(p_users text[], p_sessions text[], p_ts timestamp with time zone[], p_active boolean[], p_clients text[], p_timeout interval, p_idle interval)
  RETURNS TABLE(user_id text, session_id text, state text, state_since timestamp with time zone, last_heartbeat timestamp with time zone, valid_until timestamp with time zone, session_state text, session_heartbeat timestamp with time zone, session_active timestamp with time zone)
  LANGUAGE plpgsql
 AS $function$
@@ -808,23 +933,6 @@ BEGIN
     JOIN user_sessions us ON us.user_id = i.u
     LEFT JOIN sessions s ON s.user_id = i.u AND s.session_id = i.s;
 END $function$;
-
-CREATE OR REPLACE FUNCTION ck_session_heartbeat_alive(p_users text[], p_sessions text[], p_ms bigint[], p_active_ms bigint[], p_timeout interval, p_idle interval)
- RETURNS TABLE(user_id text, session_id text)
- LANGUAGE sql
-AS $function$
-  WITH i AS (
-    SELECT x.u, x.s, max(to_timestamp(x.ms::float8 / 1000)) AS hb, max(to_timestamp(x.a::float8 / 1000)) AS la
-      FROM unnest(p_users, p_sessions, p_ms, p_active_ms) AS x(u, s, ms, a) GROUP BY x.u, x.s ORDER BY x.u, x.s
-  )
-  UPDATE sessions s
-     SET last_heartbeat = greatest(s.last_heartbeat, i.hb), last_active = greatest(s.last_active, coalesce(i.la, s.last_active))
-    FROM i
-   WHERE s.user_id = i.u AND s.session_id = i.s
-     AND ck_session_expiry(s.last_heartbeat, p_timeout) > i.hb
-     AND coalesce(ck_session_idle(s.state, s.last_heartbeat, s.last_active, p_timeout, p_idle) > i.hb, true)
-  RETURNING s.user_id, s.session_id
-$function$;
 
 CREATE OR REPLACE FUNCTION ck_session_idle(p_state text, p_last_heartbeat timestamp with time zone, p_last_active timestamp with time zone, p_timeout interval, p_idle interval)
  RETURNS timestamp with time zone
@@ -1033,6 +1141,14 @@ BEGIN
   PERFORM ck_recompute(v_users, v_at, p_now);
   RETURN cardinality(v_users);
 END $function$;
+
+CREATE OR REPLACE FUNCTION ck_user_hash(p_user text)
+ RETURNS bytea
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE
+AS $function$
+  SELECT sha256(convert_to(p_user, 'UTF8'))
+$function$;
 
 CREATE OR REPLACE FUNCTION ck_user_sessions(p_user text, p_now timestamp with time zone, p_timeout interval, p_idle interval)
  RETURNS TABLE(session_id text, state text, state_since double precision, last_heartbeat double precision, last_active double precision, client text)

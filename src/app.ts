@@ -1,6 +1,7 @@
 import Fastify, { LogController, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { KeyVerifier } from './auth/keys.js';
+import { TokenRevocations } from './auth/revocations.js';
 import { tokenSecret } from './auth/token-secret.js';
 import { looksLikeJwt, verifyToken } from './auth/tokens.js';
 import type { Config } from './config.js';
@@ -123,7 +124,9 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     onCut: (reason) => app.log.info({ reason }, 'event stream cut off'),
   });
   const secret = await tokenSecret(db, config.tokenSecret);
-  const ck: Context = { config, db, clock, timeouts, states, keys, coalescer, checkpoints, events, streams, metrics, webhooks, tokenSecret: secret };
+  const revocations = new TokenRevocations(db, (err) => app.log.warn({ err }, 'reading token revocations failed; will retry'));
+  await revocations.start();
+  const ck: Context = { config, db, clock, timeouts, states, keys, coalescer, checkpoints, events, streams, metrics, webhooks, tokenSecret: secret, revocations };
   app.decorate('ck', ck);
 
   app.addSchema(Problem);
@@ -133,7 +136,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   const verify = async (bearer: string): Promise<Principal | undefined> => {
     if (looksLikeJwt(bearer)) {
       const t = await verifyToken(secret, bearer, clock.now());
-      return t && { kind: 'token', id: t.jti, scopes: t.scopes, userId: t.userId };
+      return t && !revocations.has(t.jti) ? { kind: 'token', id: t.jti, scopes: t.scopes, userId: t.userId } : undefined;
     }
     const key = await keys.verify(bearer);
     return key && { kind: 'key', id: key.id, scopes: key.scopes };
@@ -156,6 +159,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     await webhooks.stop();
     await coalescer.stop().catch((err) => app.log.error({ err }, 'final heartbeat flush failed'));
     await events.stop();
+    await revocations.stop();
     if (clock instanceof DatabaseClock) clock.stop();
   });
   await app.ready();

@@ -1,4 +1,5 @@
 import type { KeyVerifier } from './auth/keys.js';
+import type { TokenRevocations } from './auth/revocations.js';
 import type { CheckpointWriter } from './checkpoints/writer.js';
 import type { Config } from './config.js';
 import type { Db } from './db/types.js';
@@ -29,4 +30,6 @@ export interface Context {
   metrics: Metrics;
   /** HS256 secret for per-user tokens: CK_TOKEN_SECRET, or the one generated and kept in the database. */
   tokenSecret: string;
+  /** Revoked per-user tokens, refused by this instance (polled). */
+  revocations: TokenRevocations;
 }

@@ -101,9 +101,10 @@ describe.each(BACKENDS)('keys and per-user tokens (%s)', (backend) => {
       const r = await s.req('POST', '/tokens', { user_id: 'alice', scopes: ['ingest', 'read'], ttl: 120 });
       expect(r.status).toBe(201);
       expect(r.body).toEqual({
-        token: expect.any(String), user_id: 'alice', scopes: ['ingest', 'read'],
+        token: expect.any(String), jti: expect.stringMatching(/^[\w-]{16}$/), user_id: 'alice', scopes: ['ingest', 'read'],
         expires_at: new Date(clock.now() + 120_000).toISOString(),
       });
+      expect(claims(r.body.token).jti).toBe(r.body.jti);
       expect(JSON.parse(Buffer.from(r.body.token.split('.')[0], 'base64url').toString())).toMatchObject({ alg: 'HS256' });
       expect(claims(r.body.token)).toMatchObject({ sub: 'alice', scopes: ['ingest', 'read'] });
       const byDefault = await s.req('POST', '/tokens', { user_id: 'alice', scopes: ['read'] });

@@ -14,6 +14,8 @@ const ALG = 'HS256';
 
 export interface IssuedToken {
   token: string;
+  /** The token's id: what DELETE /tokens/:jti revokes. */
+  jti: string;
   user_id: string;
   scopes: TokenScope[];
   expires_at: string;
@@ -40,15 +42,16 @@ export async function issueToken(
 ): Promise<IssuedToken> {
   const iat = Math.floor(opts.nowMs / 1000);
   const exp = iat + opts.ttlSec;
+  const jti = randomBytes(12).toString('base64url');
   const token = await new SignJWT({ scopes: opts.scopes })
     .setProtectedHeader({ alg: ALG, typ: 'JWT' })
     .setIssuer(ISSUER)
     .setSubject(opts.userId)
-    .setJti(randomBytes(12).toString('base64url'))
+    .setJti(jti)
     .setIssuedAt(iat)
     .setExpirationTime(exp)
     .sign(keyOf(secret));
-  return { token, user_id: opts.userId, scopes: opts.scopes, expires_at: new Date(exp * 1000).toISOString() };
+  return { token, jti, user_id: opts.userId, scopes: opts.scopes, expires_at: new Date(exp * 1000).toISOString() };
 }
 
 const isTokenScopes = (v: unknown): v is TokenScope[] =>

@@ -23,7 +23,7 @@ export function cronJobs(config: Config, schema: string) {
     {
       name: `ck-event-prune-${schema}`,
       schedule: '*/10 * * * *',
-      command: `${path}SELECT ck_prune_events('${EVENTS_KEEP_SEC} seconds'::interval)`,
+      command: `${path}SELECT ck_prune_events('${EVENTS_KEEP_SEC} seconds'::interval), ck_prune_tokens()`,
     },
     {
       name: `ck-webhook-prune-${schema}`,

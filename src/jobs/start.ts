@@ -1,3 +1,4 @@
+import { pruneTokens } from '../auth/token-store.js';
 import type { Context } from '../context.js';
 import { EVENTS_KEEP_SEC, pruneEvents } from '../events/event.js';
 import { sweepOffline } from '../liveness/heartbeats.js';
@@ -26,7 +27,8 @@ export async function startJobs(ck: Context, log: JobLogger): Promise<Jobs> {
     every(db, 'aggregate', config.aggregateIntervalSec * 1000,
       (tx) => aggregateSummaries(tx, clock.now(), timeouts), log),
     every(db, 'webhook-prune', 600_000, (tx) => pruneDeliveries(tx, WEBHOOK_DELIVERIES_KEEP_SEC), log),
-    every(db, 'event-prune', 600_000, (tx) => pruneEvents(tx, EVENTS_KEEP_SEC), log),
+    // The event log, and token grants, revocations and erasure markers that have served their time.
+    every(db, 'event-prune', 600_000, async (tx) => (await pruneEvents(tx, EVENTS_KEEP_SEC)) + (await pruneTokens(tx)), log),
   ];
   const days = config.retentionDays;
   if (days !== undefined) {

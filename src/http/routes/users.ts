@@ -1,5 +1,8 @@
+import { Readable } from 'node:stream';
 import { Type } from '@sinclair/typebox';
 import { sessionsOf, statusOf } from '../../liveness/status.js';
+import { eraseUser } from '../../users/erase.js';
+import { exportUser } from '../../users/export.js';
 import { endSession, setManual } from '../../users/presence.js';
 import { getSettings, setTimezone, UnknownTimezoneError, userExists } from '../../users/settings.js';
 import { iso, parseInstant } from '../../time.js';
@@ -56,6 +59,52 @@ export default async function users(app: App) {
     const settings = await getSettings(db, user_id);
     if (!settings) throw ERRORS.userNotFound(user_id);
     return settings;
+  });
+
+  app.delete('/users/:user_id', {
+    config: { scope: 'admin' },
+    schema: {
+      summary: 'Erase a user: every row about them in every table, in one transaction (no event is sent about it)',
+      params: Type.Object({ user_id: UserId }),
+      response: { 204: Type.Null(), ...errorResponses(401, 403, 404, 422, 503) },
+    },
+  }, async (req, reply) => {
+    const { user_id } = req.params as { user_id: string };
+    if (!(await eraseUser(db, user_id))) throw ERRORS.userNotFound(user_id);
+    changed(user_id);
+    await app.ck.revocations.poll(); // their tokens, revoked by the erasure
+    return reply.status(204).send();
+  });
+
+  app.get('/users/:user_id/export', {
+    config: { scope: 'read', user: userParam },
+    schema: {
+      summary: 'Everything ck holds about a user, as one JSON document, streamed (an admin key, or the user\'s own token)',
+      params: Type.Object({ user_id: UserId }),
+      response: { 200: Type.Object({ user_id: Type.String() }, { additionalProperties: true }), ...errorResponses(401, 403, 404, 422, 503) },
+    },
+  }, async (req, reply) => {
+    const { user_id } = req.params as { user_id: string };
+    // Other users' data may be read with a read key, but a person's whole record goes to an admin or to them.
+    if (req.principal?.kind === 'key' && !req.principal.scopes.includes('admin')) {
+      throw ERRORS.forbidden('exporting a user needs an admin key or the user\'s own token');
+    }
+    const now = clock.now();
+    const settings = await getSettings(db, user_id);
+    if (!settings) throw ERRORS.userNotFound(user_id);
+    const [status] = await statusOf(db, [user_id], (u) => coalescer.pendingFor(u), now, timeouts);
+    const sessions = await sessionsOf(db, user_id, now, timeouts);
+    const head = {
+      exported_at: iso(now),
+      settings: { timezone: settings.timezone },
+      status: status ? JSON.parse(statusJson(status)) : null,
+      sessions: sessions.map((s) => ({ ...s, state_since: iso(s.state_since), last_heartbeat: iso(s.last_heartbeat), last_active: iso(s.last_active) })),
+    };
+    const name = `ck-export-${user_id.replace(/[^\w.-]/g, '_')}.json`;
+    return reply
+      .type('application/json; charset=utf-8')
+      .header('content-disposition', `attachment; filename="${name}"`)
+      .send(Readable.from(exportUser(db, user_id, head), { objectMode: false, highWaterMark: 256 * 1024 }));
   });
 
   app.get('/users/:user_id/sessions', {
