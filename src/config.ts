@@ -9,6 +9,8 @@ export interface Config {
   host: string;
   /** PostgreSQL URL; unset means embedded PGlite in `dataDir`. */
   databaseUrl?: string;
+  /** A direct (unpooled) connection for migrations and pg_cron installation; unset: DATABASE_URL. */
+  directDatabaseUrl?: string;
   /** Schema holding ck's tables (default `public`). */
   schema: string;
   dataDir: string;
@@ -78,6 +80,7 @@ export function loadConfig(env: Env = process.env): Config {
   }
   const lane = env.CK_HEARTBEAT_LANE || 'on';
   if (lane !== 'on' && lane !== 'off') throw new ConfigError(`CK_HEARTBEAT_LANE must be on or off, got "${lane}"`);
+  if (env.CK_DIRECT_DATABASE_URL && !env.DATABASE_URL) throw new ConfigError('CK_DIRECT_DATABASE_URL needs DATABASE_URL (it is the direct way to the same database)');
   const schema = env.CK_DB_SCHEMA || 'public';
   if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
     throw new ConfigError('CK_DB_SCHEMA must be a lower-case SQL identifier');
@@ -86,6 +89,7 @@ export function loadConfig(env: Env = process.env): Config {
     port: int(env, 'PORT', 8080, 0, 65_535),
     host: env.HOST || '127.0.0.1',
     databaseUrl: env.DATABASE_URL || undefined,
+    directDatabaseUrl: env.CK_DIRECT_DATABASE_URL || undefined,
     schema,
     dataDir: env.CK_DATA_DIR || './data',
     apiKey: env.CK_API_KEY || undefined,

@@ -3,7 +3,7 @@ import { buildApp } from './app.js';
 import { countKeys, createKey, keyExists } from './auth/keys.js';
 import type { Config } from './config.js';
 import { migrate } from './db/migrate.js';
-import { openDb } from './db/open.js';
+import { openDb, openDirectDb } from './db/open.js';
 import { startJobs } from './jobs/start.js';
 
 /** Loggers never print credentials. */
@@ -13,12 +13,15 @@ export const REDACT = ['req.headers.authorization', 'headers.authorization', 'ke
 export async function serve(config: Config): Promise<void> {
   const logger = pino({ level: config.logLevel, redact: REDACT });
   const db = await openDb(config);
-  const applied = await migrate(db);
+  // Migrations (and pg_cron's installation) over the direct connection when DATABASE_URL is a pooler.
+  const direct = await openDirectDb(config);
+  const applied = await migrate(direct ?? db);
   if (applied.length) logger.info({ applied }, 'migrations applied');
   await bootstrapAdminKey(config, db, logger);
 
   const app = await buildApp(config, { db, logger });
-  const jobs = await startJobs(app.ck, app.log);
+  const jobs = await startJobs(app.ck, app.log, direct);
+  await direct?.close();
   await app.listen({ port: config.port, host: config.host });
 
   let closing = false;

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXPORT_PAGE } from '../src/users/export.js';
 import { aggregateSummaries } from '../src/summaries/sql.js';
-import { BACKENDS, openTestDb, startServer, type TestServer } from './helpers.js';
+import { openTestDb, startServer, type TestServer, WITH_POOLER } from './helpers.js';
 import { waitFor } from './wait.js';
 
 const DAY = 86_400_000;
@@ -26,7 +26,7 @@ async function rowsOf(s: TestServer, tables: string[], user: string): Promise<Re
   return out;
 }
 
-describe.each(BACKENDS)("users' data rights (%s)", (backend) => {
+describe.each(WITH_POOLER)("users' data rights (%s)", (backend) => {
   let s: TestServer;
   beforeAll(async () => {
     s = await startServer(backend, { env });
@@ -143,11 +143,11 @@ describe.each(BACKENDS)("users' data rights (%s)", (backend) => {
   });
 });
 
-describe.each(BACKENDS)('token revocation (%s)', (backend) => {
+describe.each(WITH_POOLER)('token revocation (%s)', (backend) => {
   it('DELETE /tokens/:jti is refused by every instance within a second and kept until the token expires', async () => {
     const db = await openTestDb(backend);
     const a = await startServer(backend, { db });
-    const b = await startServer(backend, { db });
+    const b = await startServer(backend, { db: await db.reopen() });
     try {
       const issued = (await a.req('POST', '/tokens', { user_id: 'tim', scopes: ['ingest', 'read'], ttl: 600 })).body;
       expect(issued.jti).toMatch(/^[\w-]+$/);
@@ -176,6 +176,8 @@ describe.each(BACKENDS)('token revocation (%s)', (backend) => {
     } finally {
       await a.close();
       await b.close();
+      if (b.db !== db) await b.db.close();
+      await db.close();
       await db.dropSchema();
     }
   });

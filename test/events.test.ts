@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventsAfter } from '../src/events/event.js';
-import { BACKENDS, startServer, type TestServer } from './helpers.js';
+import { WITH_POOLER, startServer, type TestServer } from './helpers.js';
 
 /** Reads SSE events from a stream until `count` state events arrived (or the deadline). */
 async function collect(url: string, key: string, count: number, headers: Record<string, string> = {}, timeoutMs = 15_000) {
@@ -38,7 +38,7 @@ async function collect(url: string, key: string, count: number, headers: Record<
   return { ...ready, done };
 }
 
-describe.each(BACKENDS)('GET /events (%s)', (backend) => {
+describe.each(WITH_POOLER)('GET /events (%s)', (backend) => {
   let s: TestServer;
   beforeAll(async () => {
     s = await startServer(backend);

@@ -3,12 +3,12 @@ import { describe, expect, it } from 'vitest';
 import { type CheckpointInput, recordCheckpoints } from '../src/checkpoints/record.js';
 import { Batcher } from '../src/db/batcher.js';
 import { migrate } from '../src/db/migrate.js';
-import { BACKENDS, openTestDb, timeoutsOf } from './helpers.js';
+import { type Backend, WITH_POOLER, openTestDb, timeoutsOf } from './helpers.js';
 
 const T0 = Date.parse('2026-11-20T12:00:00.000Z');
 type Db = Awaited<ReturnType<typeof openTestDb>>;
 
-async function freshDb(backend: 'pglite' | 'postgres'): Promise<Db> {
+async function freshDb(backend: Backend): Promise<Db> {
   const db = await openTestDb(backend);
   await migrate(db);
   return db;
@@ -17,7 +17,7 @@ async function freshDb(backend: 'pglite' | 'postgres'): Promise<Db> {
 const timeline = async (db: Db) => (await db.query<{ user_id: string; state: string; ts: number; source: string }>(
   `SELECT user_id, state, ck_ms(ts) AS ts, source FROM checkpoints ORDER BY user_id, ts, id`)).rows;
 
-describe.each(BACKENDS)('group commit: a batch means what its rows one at a time mean (%s)', (backend) => {
+describe.each(WITH_POOLER)('group commit: a batch means what its rows one at a time mean (%s)', (backend) => {
   it('mixed rows: an unknown state fails alone, two changes of one user apply in order, a repeat is unchanged', async () => {
     const db = await freshDb(backend);
     try {

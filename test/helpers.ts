@@ -5,26 +5,68 @@ import { createKey, type Scope } from '../src/auth/keys.js';
 import { type Config, loadConfig } from '../src/config.js';
 import { migrate } from '../src/db/migrate.js';
 import { openPglite } from '../src/db/pglite.js';
+import { openPostgresDb } from '../src/db/open.js';
 import { openPostgres } from '../src/db/postgres.js';
 import type { Db } from '../src/db/types.js';
 import { quoteIdent } from '../src/db/types.js';
 import type { Clock } from '../src/time.js';
 import { anyTestFailed } from './setup.js';
 
-export type Backend = 'pglite' | 'postgres';
+export type Backend = 'pglite' | 'postgres' | 'pgbouncer';
 
 /** Every suite runs on PGlite, and on PostgreSQL too when TEST_DATABASE_URL is set. */
 export const BACKENDS: Backend[] = process.env.TEST_DATABASE_URL ? ['pglite', 'postgres'] : ['pglite'];
 export const PG_URL = process.env.TEST_DATABASE_URL;
+/** PgBouncer in transaction mode in front of TEST_DATABASE_URL's server (CI: .ci/pgbouncer.ini). */
+export const POOLER_URL = process.env.TEST_DATABASE_URL ? process.env.TEST_PGBOUNCER_URL : undefined;
+/**
+ * The suites that must also hold behind a transaction pooler (ingest, events, sessions, the scheduler,
+ * two instances, webhooks, data rights) run a third time through it when TEST_PGBOUNCER_URL is set.
+ */
+export const WITH_POOLER: Backend[] = POOLER_URL ? [...BACKENDS, 'pgbouncer'] : BACKENDS;
+
+/** `url` with its database name replaced. */
+const withDatabase = (url: string, name: string) => {
+  const u = new URL(url);
+  u.pathname = `/${name}`;
+  return u.href;
+};
+
+export type TestDb = Db & {
+  dropSchema(): Promise<void>;
+  /** Another pool on the same database, as a second instance would open (PGlite: the same connection). */
+  reopen(poolSize?: number): Promise<Db>;
+};
 
 /**
  * A fresh, isolated database: in-memory PGlite, or a new schema on PostgreSQL. `dropSchema` drops it,
  * unless a test of this file failed: then the schema stays for inspection and its name is printed.
  */
-export async function openTestDb(kind: Backend, schema = `t_${randomBytes(5).toString('hex')}`): Promise<Db & { dropSchema(): Promise<void> }> {
+export async function openTestDb(kind: Backend, schema = `t_${randomBytes(5).toString('hex')}`): Promise<TestDb> {
   if (kind === 'pglite') {
     const db = await openPglite({ schema: 'public' });
-    return Object.assign(db, { dropSchema: async () => {} });
+    return Object.assign(db, { dropSchema: async () => {}, reopen: async () => db });
+  }
+  if (kind === 'pgbouncer') {
+    // Behind the pooler ck runs in the public schema (it cannot set another per connection), so each
+    // test file gets a database of its own instead of a schema.
+    const admin = openPostgres({ url: PG_URL!, schema: 'public', poolSize: 1 });
+    await admin.query(`CREATE DATABASE ${quoteIdent(schema)}`);
+    await admin.close();
+    const url = withDatabase(POOLER_URL!, schema);
+    const db = await openPostgresDb(url, 'public', 10);
+    return Object.assign(db, {
+      reopen: (poolSize = 5) => openPostgresDb(url, 'public', poolSize),
+      dropSchema: async () => {
+        if (anyTestFailed()) {
+          console.warn(`kept database ${schema} of a failed test for inspection (DROP DATABASE ${quoteIdent(schema)} WITH (FORCE) when done)`);
+          return;
+        }
+        const a = openPostgres({ url: PG_URL!, schema: 'public', poolSize: 1 });
+        await a.query(`DROP DATABASE IF EXISTS ${quoteIdent(schema)} WITH (FORCE)`).catch(() => {});
+        await a.close();
+      },
+    });
   }
   const admin = openPostgres({ url: PG_URL!, schema: 'public', poolSize: 1 });
   await admin.query(`CREATE SCHEMA ${quoteIdent(schema)}`);
@@ -33,6 +75,7 @@ export async function openTestDb(kind: Backend, schema = `t_${randomBytes(5).toS
   const close = db.close.bind(db);
   return Object.assign(db, {
     close,
+    reopen: async (poolSize = 5) => openPostgres({ url: PG_URL!, schema, poolSize }),
     dropSchema: async () => {
       if (anyTestFailed()) {
         console.warn(`kept schema ${schema} of a failed test for inspection (DROP SCHEMA ${quoteIdent(schema)} CASCADE when done)`);

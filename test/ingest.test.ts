@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BACKENDS, ManualClock, startServer, type TestServer } from './helpers.js';
+import { WITH_POOLER, ManualClock, startServer, type TestServer } from './helpers.js';
 import { rawReq } from './problem.js';
 
-describe.each(BACKENDS)('heartbeats and checkpoints (%s)', (backend) => {
+describe.each(WITH_POOLER)('heartbeats and checkpoints (%s)', (backend) => {
   let s: TestServer;
   const clock = new ManualClock();
   beforeAll(async () => {

@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openPostgres } from '../src/db/postgres.js';
 import { sweepOffline } from '../src/liveness/heartbeats.js';
-import { ManualClock, openTestDb, PG_URL, startServer, type TestServer, timeoutsOf } from './helpers.js';
+import { ManualClock, openTestDb, startServer, type TestServer, timeoutsOf, WITH_POOLER } from './helpers.js';
 
 async function eventually(fn: () => Promise<void>, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -15,15 +14,15 @@ async function eventually(fn: () => Promise<void>, timeoutMs = 15_000): Promise<
   }
 }
 
-describe.skipIf(!PG_URL)('two instances on one PostgreSQL', () => {
+describe.each(WITH_POOLER.filter((b) => b !== 'pglite'))('two instances on one PostgreSQL (%s)', (backend) => {
   let a: TestServer;
   let b: TestServer;
   let base: Awaited<ReturnType<typeof openTestDb>>;
   const clock = new ManualClock(Date.now());
   beforeAll(async () => {
-    base = await openTestDb('postgres');
-    a = await startServer('postgres', { clock, db: base });
-    b = await startServer('postgres', { clock, db: openPostgres({ url: PG_URL!, schema: base.schema, poolSize: 5 }) });
+    base = await openTestDb(backend);
+    a = await startServer(backend, { clock, db: base });
+    b = await startServer(backend, { clock, db: await base.reopen(5) });
   });
   afterAll(async () => {
     await a.close();

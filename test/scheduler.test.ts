@@ -1,13 +1,12 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { migrate } from '../src/db/migrate.js';
-import { openPostgres } from '../src/db/postgres.js';
 import type { Db } from '../src/db/types.js';
 import { CronUnavailableError, installCron, uninstallCron } from '../src/jobs/pg-cron.js';
 import { every } from '../src/jobs/every.js';
 import { recordCheckpoint } from '../src/checkpoints/record.js';
 import { writeHeartbeats } from '../src/liveness/heartbeats.js';
 import { setManual } from '../src/users/presence.js';
-import { BACKENDS, openTestDb, PG_URL, testConfig } from './helpers.js';
+import { openTestDb, PG_URL, testConfig, WITH_POOLER } from './helpers.js';
 import { waitFor } from './wait.js';
 
 const silent = { warn: () => {} };
@@ -24,12 +23,12 @@ async function cronUnavailable(db: Db): Promise<string | undefined> {
   }
 }
 
-describe.each(BACKENDS)('in-app scheduler (%s)', (backend) => {
+describe.each(WITH_POOLER)('in-app scheduler (%s)', (backend) => {
   it('two instances never run a job at once, and each run is logged in job_runs', async () => {
     const db = await openTestDb(backend);
     await migrate(db);
     // A second "instance": its own pool on the same schema (PGlite: the same single connection).
-    const other: Db = backend === 'postgres' ? openPostgres({ url: PG_URL!, schema: db.schema, poolSize: 2 }) : db;
+    const other: Db = await db.reopen(2);
     const spans: [number, number][] = [];
     const job = async () => {
       const start = Date.now();

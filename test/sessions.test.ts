@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sweepOffline } from '../src/liveness/heartbeats.js';
-import { BACKENDS, ManualClock, startServer, type TestServer } from './helpers.js';
+import { WITH_POOLER, ManualClock, startServer, type TestServer } from './helpers.js';
 import { waitFor } from './wait.js';
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
-describe.each(BACKENDS)('one user, many sessions (%s)', (backend) => {
+describe.each(WITH_POOLER)('one user, many sessions (%s)', (backend) => {
   let s: TestServer;
   const clock = new ManualClock();
   // Short timeouts: 60 s without a heartbeat ends a session, 30 s without activity makes it Away.

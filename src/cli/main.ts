@@ -1,7 +1,7 @@
 import { createKey, generateKeyString, listKeys, revokeKey, SCOPES, type Scope } from '../auth/keys.js';
 import { loadConfig } from '../config.js';
 import { migrate } from '../db/migrate.js';
-import { openDb } from '../db/open.js';
+import { openDb, openDirectDb } from '../db/open.js';
 import type { Db } from '../db/types.js';
 import { serve } from '../server.js';
 import { cronCommand } from './cron.js';
@@ -11,9 +11,13 @@ const USAGE = `usage: ck [serve]
        ck keys create --name NAME --scopes ingest,read,admin | list | revoke ID | generate
        ck cron install | uninstall`;
 
-/** Opens the configured database, migrated first unless the command is the migration itself. */
+/**
+ * Opens the configured database (the direct connection, CK_DIRECT_DATABASE_URL, when set: these are
+ * administrative commands), migrated first unless the command is the migration itself.
+ */
 async function withDb<T>(fn: (db: Db) => Promise<T>, migrateFirst = true): Promise<T> {
-  const db = await openDb(loadConfig());
+  const config = loadConfig();
+  const db = (await openDirectDb(config)) ?? (await openDb(config));
   try {
     if (migrateFirst) await migrate(db);
     return await fn(db);

@@ -15,6 +15,12 @@ pg.types.setTypeParser(pg.types.builtins.INT8, (v) => v);
 export interface PostgresOptions {
   url: string;
   schema: string;
+  /**
+   * Put the schema on the search_path with the `options` startup parameter. Default: unless it is
+   * `public`, which is on it anyway. Transaction poolers (PgBouncer) refuse the parameter: the role's or
+   * database's own search_path must name the schema then (openDb checks it).
+   */
+  searchPath?: boolean;
   poolSize: number;
   /** Fail fast when the server is down instead of queueing forever. */
   connectTimeoutMs?: number;
@@ -26,7 +32,7 @@ export function openPostgres(opts: PostgresOptions): Db {
     max: opts.poolSize,
     connectionTimeoutMillis: opts.connectTimeoutMs ?? 5000,
     idleTimeoutMillis: 30_000,
-    options: `-c search_path=${quoteIdent(opts.schema)},public`,
+    ...((opts.searchPath ?? opts.schema !== 'public') ? { options: `-c search_path=${quoteIdent(opts.schema)},public` } : {}),
     application_name: 'ck',
   });
   // An idle client dying (server restart) must not crash the process; the pool replaces it.

@@ -1,5 +1,6 @@
 import { pruneTokens } from '../auth/token-store.js';
 import type { Context } from '../context.js';
+import type { Db } from '../db/types.js';
 import { EVENTS_KEEP_SEC, pruneEvents } from '../events/event.js';
 import { sweepOffline } from '../liveness/heartbeats.js';
 import { runRetention } from '../retention.js';
@@ -13,11 +14,11 @@ export interface Jobs {
 }
 
 /** Starts the scheduled jobs for CK_SCHEDULER: in-app (advisory-locked), pg_cron (installed), or none. */
-export async function startJobs(ck: Context, log: JobLogger): Promise<Jobs> {
+export async function startJobs(ck: Context, log: JobLogger, direct?: Db): Promise<Jobs> {
   const { config, db, clock, metrics, timeouts } = ck;
   if (config.scheduler === 'off') return { stop: async () => {} };
   if (config.scheduler === 'pg_cron') {
-    await installCron(db, config);
+    await installCron(direct ?? db, config);
     return { stop: async () => {} };
   }
   const jobs = [
