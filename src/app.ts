@@ -7,6 +7,7 @@ import { looksLikeJwt, verifyToken } from './auth/tokens.js';
 import type { Config } from './config.js';
 import type { Context } from './context.js';
 import { DatabaseClock } from './db/clock.js';
+import { ReadRouter } from './db/replica.js';
 import type { Db } from './db/types.js';
 import { eventsAfter } from './events/event.js';
 import { EventHub } from './events/hub.js';
@@ -45,6 +46,8 @@ export interface AppDeps {
   clock?: Clock;
   /** A pino logger; tests pass none (silent). */
   logger?: FastifyServerOptions['loggerInstance'];
+  /** A streaming replica's pool (CK_READ_DATABASE_URL) for heavy reads; the caller opens and closes it. */
+  replica?: Db;
   /**
    * Your own hooks and routes, registered before ck's routes (embedding ck in a larger service). A
    * request-wide hook turns the heartbeat lane off: every heartbeat then runs through it.
@@ -126,7 +129,11 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   const secret = await tokenSecret(db, config.tokenSecret);
   const revocations = new TokenRevocations(db, (err) => app.log.warn({ err }, 'reading token revocations failed; will retry'));
   await revocations.start();
-  const ck: Context = { config, db, clock, timeouts, states, keys, coalescer, checkpoints, events, streams, metrics, webhooks, tokenSecret: secret, revocations };
+  const reads = new ReadRouter({
+    primary: db, replica: deps.replica, maxLagMs: config.readMaxLagMs,
+    onChange: (state, detail) => app.log[state === 'replica' ? 'info' : 'warn']({ replica: state, detail }, `heavy reads: ${state === 'replica' ? 'on the replica' : 'on the primary'}`),
+  });
+  const ck: Context = { config, db, clock, timeouts, states, keys, coalescer, checkpoints, events, streams, metrics, webhooks, tokenSecret: secret, revocations, reads };
   app.decorate('ck', ck);
 
   app.addSchema(Problem);

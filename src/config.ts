@@ -11,6 +11,10 @@ export interface Config {
   databaseUrl?: string;
   /** A direct (unpooled) connection for migrations and pg_cron installation; unset: DATABASE_URL. */
   directDatabaseUrl?: string;
+  /** A streaming replica for heavy reads (summaries, timelines, exports, listings by state). */
+  readDatabaseUrl?: string;
+  /** A replica further behind than this (ms) is not used; reads go to the primary. */
+  readMaxLagMs: number;
   /** Schema holding ck's tables (default `public`). */
   schema: string;
   dataDir: string;
@@ -80,6 +84,7 @@ export function loadConfig(env: Env = process.env): Config {
   }
   const lane = env.CK_HEARTBEAT_LANE || 'on';
   if (lane !== 'on' && lane !== 'off') throw new ConfigError(`CK_HEARTBEAT_LANE must be on or off, got "${lane}"`);
+  if (env.CK_READ_DATABASE_URL && !env.DATABASE_URL) throw new ConfigError('CK_READ_DATABASE_URL needs DATABASE_URL (a replica of that primary)');
   if (env.CK_DIRECT_DATABASE_URL && !env.DATABASE_URL) throw new ConfigError('CK_DIRECT_DATABASE_URL needs DATABASE_URL (it is the direct way to the same database)');
   const schema = env.CK_DB_SCHEMA || 'public';
   if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
@@ -90,6 +95,8 @@ export function loadConfig(env: Env = process.env): Config {
     host: env.HOST || '127.0.0.1',
     databaseUrl: env.DATABASE_URL || undefined,
     directDatabaseUrl: env.CK_DIRECT_DATABASE_URL || undefined,
+    readDatabaseUrl: env.CK_READ_DATABASE_URL || undefined,
+    readMaxLagMs: int(env, 'CK_READ_MAX_LAG_MS', 5000, 0, 3_600_000),
     schema,
     dataDir: env.CK_DATA_DIR || './data',
     apiKey: env.CK_API_KEY || undefined,

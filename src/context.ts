@@ -2,6 +2,7 @@ import type { KeyVerifier } from './auth/keys.js';
 import type { TokenRevocations } from './auth/revocations.js';
 import type { CheckpointWriter } from './checkpoints/writer.js';
 import type { Config } from './config.js';
+import type { ReadRouter } from './db/replica.js';
 import type { Db } from './db/types.js';
 import type { EventHub } from './events/hub.js';
 import type { EventStreams } from './events/streams.js';
@@ -32,4 +33,6 @@ export interface Context {
   tokenSecret: string;
   /** Revoked per-user tokens, refused by this instance (polled). */
   revocations: TokenRevocations;
+  /** Where heavy reads run: the replica (CK_READ_DATABASE_URL) while it is close enough, else the primary. */
+  reads: ReadRouter;
 }

@@ -3,7 +3,9 @@ import { buildApp } from './app.js';
 import { countKeys, createKey, keyExists } from './auth/keys.js';
 import type { Config } from './config.js';
 import { migrate } from './db/migrate.js';
-import { openDb, openDirectDb } from './db/open.js';
+import { openDb, openDirectDb, openPostgresDb } from './db/open.js';
+import { openPostgres } from './db/postgres.js';
+import { type Db, isUnavailable } from './db/types.js';
 import { startJobs } from './jobs/start.js';
 
 /** Loggers never print credentials. */
@@ -19,7 +21,8 @@ export async function serve(config: Config): Promise<void> {
   if (applied.length) logger.info({ applied }, 'migrations applied');
   await bootstrapAdminKey(config, db, logger);
 
-  const app = await buildApp(config, { db, logger });
+  const replica = config.readDatabaseUrl ? await openReplica(config, logger) : undefined;
+  const app = await buildApp(config, { db, logger, replica });
   const jobs = await startJobs(app.ck, app.log, direct);
   await direct?.close();
   await app.listen({ port: config.port, host: config.host });
@@ -37,6 +40,7 @@ export async function serve(config: Config): Promise<void> {
     try {
       await jobs.stop();
       await app.close(); // stops accepting, drains in-flight requests, final heartbeat flush
+      await replica?.close();
       await db.close();
       process.exit(0);
     } catch (err) {
@@ -46,6 +50,18 @@ export async function serve(config: Config): Promise<void> {
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
+}
+
+/** The replica's pool, checked like the primary's; a replica that is down at start is used once it is up. */
+async function openReplica(config: Config, logger: pino.Logger): Promise<Db> {
+  const url = config.readDatabaseUrl!;
+  try {
+    return await openPostgresDb(url, config.schema, config.poolSize, { replica: true });
+  } catch (err) {
+    if (!isUnavailable(err)) throw err;
+    logger.warn({ err }, 'the read replica is unreachable; heavy reads go to the primary until it answers');
+    return openPostgres({ url, schema: config.schema, poolSize: config.poolSize });
+  }
 }
 
 async function bootstrapAdminKey(config: Config, db: Awaited<ReturnType<typeof openDb>>, logger: pino.Logger) {

@@ -17,6 +17,8 @@ export type Backend = 'pglite' | 'postgres' | 'pgbouncer';
 /** Every suite runs on PGlite, and on PostgreSQL too when TEST_DATABASE_URL is set. */
 export const BACKENDS: Backend[] = process.env.TEST_DATABASE_URL ? ['pglite', 'postgres'] : ['pglite'];
 export const PG_URL = process.env.TEST_DATABASE_URL;
+/** A streaming standby of TEST_DATABASE_URL's server (CI: .ci/standby.sh). */
+export const REPLICA_URL = process.env.TEST_DATABASE_URL ? process.env.TEST_REPLICA_URL : undefined;
 /** PgBouncer in transaction mode in front of TEST_DATABASE_URL's server (CI: .ci/pgbouncer.ini). */
 export const POOLER_URL = process.env.TEST_DATABASE_URL ? process.env.TEST_PGBOUNCER_URL : undefined;
 /**
@@ -116,13 +118,13 @@ export interface TestServer {
 
 /** The real HTTP server on a random port over a fresh, migrated database. */
 export async function startServer(
-  kind: Backend, opts: { env?: Record<string, string>; clock?: Clock; db?: Db; extend?: (app: App) => void | Promise<void> } = {},
+  kind: Backend, opts: { env?: Record<string, string>; clock?: Clock; db?: Db; replica?: Db; extend?: (app: App) => void | Promise<void> } = {},
 ): Promise<TestServer> {
   const db = opts.db ?? (await openTestDb(kind));
   await migrate(db);
   const config = testConfig(opts.env);
   const admin = await createKey(db, 'test admin', ['admin']);
-  const app = await buildApp(config, { db, clock: opts.clock, extend: opts.extend });
+  const app = await buildApp(config, { db, clock: opts.clock, extend: opts.extend, replica: opts.replica });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const addr = app.server.address() as { port: number };
   const url = `http://127.0.0.1:${addr.port}`;

@@ -27,9 +27,10 @@ export async function openDirectDb(config: Pick<Config, 'directDatabaseUrl' | 's
  * unnamed statements. What a pooler refuses is the `options` startup parameter that puts the schema on
  * the search_path; then the role's own search_path must do it, and ck says so at start if it does not.
  */
-export async function openPostgresDb(url: string, schema: string, poolSize: number): Promise<Db> {
+export async function openPostgresDb(url: string, schema: string, poolSize: number, opts: { replica?: boolean } = {}): Promise<Db> {
   let db = openPostgres({ url, schema, poolSize });
-  const create = () => db.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`);
+  // A replica is read-only: its schema comes from the primary.
+  const create = () => db.query(opts.replica ? 'SELECT 1' : `CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`);
   try {
     await create();
   } catch (err) {

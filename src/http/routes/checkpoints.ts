@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import { contentProblem, timestampProblem } from '../../checkpoints/rules.js';
 import { timelinePage } from '../../checkpoints/timeline.js';
+import { REPLICA_LAG_HEADER } from '../../db/replica.js';
 import { iso, parseInstant } from '../../time.js';
 import { ERRORS } from '../errors.js';
 import { decodeCursor, encodeCursor, queryInstant } from '../query.js';
@@ -48,7 +49,7 @@ const isCursor = (v: unknown[]): v is [number, string] =>
 
 /** POST /checkpoints (a state change) and GET /checkpoints (a user's timeline). */
 export default async function checkpoints(app: App) {
-  const { db, clock, config, states, checkpoints: writer, timeouts } = app.ck;
+  const { clock, config, states, checkpoints: writer, timeouts, reads } = app.ck;
 
   app.post('/checkpoints', {
     config: { scope: 'ingest', user: { in: 'body', field: 'user_id' } },
@@ -116,13 +117,14 @@ export default async function checkpoints(app: App) {
         ...errorResponses(401, 403, 404, 422, 503),
       },
     },
-  }, async (req) => {
+  }, async (req, reply) => {
     const q = req.query as { user_id: string; from?: string; to?: string; limit: number; cursor?: string };
     const from = queryInstant('from', q.from);
     const to = queryInstant('to', q.to);
     if (from !== undefined && to !== undefined && to < from) throw ERRORS.invalid('querystring', '/to', 'must not be before from');
     const after = decodeCursor(q.cursor, isCursor);
-    const rows = await timelinePage(db, q.user_id, from, after, q.limit, clock.now(), timeouts);
+    const { result: rows, lagMs } = await reads.run((d) => timelinePage(d, q.user_id, from, after, q.limit, clock.now(), timeouts));
+    if (lagMs !== undefined) reply.header(REPLICA_LAG_HEADER, lagMs);
     if (!rows) throw ERRORS.userNotFound(q.user_id);
     const out = [];
     let nextCursor: string | null = null;

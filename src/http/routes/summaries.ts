@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { Type } from '@sinclair/typebox';
+import { REPLICA_LAG_HEADER } from '../../db/replica.js';
 import { type SummaryRequest, summarize, summarizeInChunks, userPage } from '../../summaries/query.js';
 import { CSV_HEADER, csvRows, type UserSummary } from '../../summaries/report.js';
 import { userExists } from '../../users/settings.js';
@@ -34,7 +35,7 @@ interface Query {
 }
 
 export default async function summaries(app: App) {
-  const { db, clock, timeouts } = app.ck;
+  const { db, clock, timeouts, reads } = app.ck;
 
   async function parse(q: Query): Promise<SummaryRequest> {
     const from = queryDate('from', q.from);
@@ -97,16 +98,20 @@ export default async function summaries(app: App) {
   }, async (req, reply) => {
     const q = req.query as Query;
     const request = await parse(q);
+    // Heavy reads go to the replica when there is one close enough (docs/scaling.md).
+    const target = await reads.pick();
+    if (target.lagMs !== undefined) reply.header(REPLICA_LAG_HEADER, target.lagMs);
+    const from = target.db;
     if (q.user_id !== undefined) {
-      if (!(await userExists(db, q.user_id))) throw ERRORS.userNotFound(q.user_id);
-      const [summary] = await summarize(db, [q.user_id], request);
+      if (!(await userExists(from, q.user_id))) throw ERRORS.userNotFound(q.user_id);
+      const [summary] = await summarize(from, [q.user_id], request);
       if (q.format === 'csv') return reply.type(CSV).send(CSV_HEADER + csvRows([summary!]));
       return sendJson(reply, JSON.stringify(summary));
     }
-    const users = await userPage(db, decodeCursor(q.cursor, isCursor)?.[0], q.limit);
+    const users = await userPage(from, decodeCursor(q.cursor, isCursor)?.[0], q.limit);
     const next = users.length === q.limit ? encodeCursor([users[users.length - 1]]) : null;
     if (next && q.format === 'csv') reply.header('x-next-cursor', next);
-    const body = Readable.from(teamBody(summarizeInChunks(db, users, request), q, next), { objectMode: false, highWaterMark: 256 * 1024 });
+    const body = Readable.from(teamBody(summarizeInChunks(from, users, request), q, next), { objectMode: false, highWaterMark: 256 * 1024 });
     return reply.type(q.format === 'csv' ? CSV : 'application/json; charset=utf-8').send(body);
   });
 }

@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
 import { Type } from '@sinclair/typebox';
 import { sessionsOf, statusOf } from '../../liveness/status.js';
+import { REPLICA_LAG_HEADER } from '../../db/replica.js';
 import { eraseUser } from '../../users/erase.js';
 import { exportUser } from '../../users/export.js';
 import { endSession, setManual } from '../../users/presence.js';
@@ -24,7 +25,7 @@ const Session = Type.Object({
 const userParam = { in: 'params', field: 'user_id' } as const;
 
 export default async function users(app: App) {
-  const { db, clock, timeouts, states, coalescer, events } = app.ck;
+  const { db, clock, timeouts, states, coalescer, events, reads } = app.ck;
   // A write outside group commit: the cache and the stream learn of it at once.
   const changed = (user: string) => {
     coalescer.forget(user);
@@ -90,10 +91,13 @@ export default async function users(app: App) {
       throw ERRORS.forbidden('exporting a user needs an admin key or the user\'s own token');
     }
     const now = clock.now();
-    const settings = await getSettings(db, user_id);
+    // An export is a heavy read: the replica's when there is one close enough (docs/scaling.md).
+    const { db: from, lagMs } = await reads.pick();
+    if (lagMs !== undefined) reply.header(REPLICA_LAG_HEADER, lagMs);
+    const settings = await getSettings(from, user_id);
     if (!settings) throw ERRORS.userNotFound(user_id);
-    const [status] = await statusOf(db, [user_id], (u) => coalescer.pendingFor(u), now, timeouts);
-    const sessions = await sessionsOf(db, user_id, now, timeouts);
+    const [status] = await statusOf(from, [user_id], (u) => coalescer.pendingFor(u), now, timeouts);
+    const sessions = await sessionsOf(from, user_id, now, timeouts);
     const head = {
       exported_at: iso(now),
       settings: { timezone: settings.timezone },
@@ -104,7 +108,7 @@ export default async function users(app: App) {
     return reply
       .type('application/json; charset=utf-8')
       .header('content-disposition', `attachment; filename="${name}"`)
-      .send(Readable.from(exportUser(db, user_id, head), { objectMode: false, highWaterMark: 256 * 1024 }));
+      .send(Readable.from(exportUser(from, user_id, head), { objectMode: false, highWaterMark: 256 * 1024 }));
   });
 
   app.get('/users/:user_id/sessions', {
