@@ -426,7 +426,16 @@ CREATE OR REPLACE FUNCTION ck_event_frontier()
  LANGUAGE sql
  STABLE
 AS $function$
-  SELECT pg_snapshot_xmin(pg_current_snapshot())
+  WITH s AS (SELECT pg_current_snapshot() AS snap),
+  elsewhere AS (
+    SELECT a.backend_xid::text::bigint AS xid32 FROM pg_stat_activity a
+     WHERE a.backend_xid IS NOT NULL
+       AND a.datid IS DISTINCT FROM (SELECT d.oid FROM pg_database d WHERE d.datname = current_database())
+  )
+  SELECT coalesce(
+    (SELECT min(x) FROM s, pg_snapshot_xip(s.snap) AS x
+      WHERE (x::text::numeric % 4294967296)::bigint NOT IN (SELECT e.xid32 FROM elsewhere e)),
+    (SELECT pg_snapshot_xmax(s.snap) FROM s))
 $function$;
 
 CREATE OR REPLACE FUNCTION ck_intervals(p_users text[], p_from timestamp with time zone, p_to timestamp with time zone, p_now timestamp with time zone, p_timeout interval, p_idle interval)

@@ -102,3 +102,25 @@ describe.skipIf(!PG_URL)('event order when transactions commit out of id order (
     }
   }, 60_000);
 });
+
+describe.skipIf(!PG_URL)('the event frontier and other databases (postgres)', () => {
+  it("a long write in another database on the server does not hold this database's streams back", async () => {
+    const s = await startServer('postgres');
+    const other = new pg.Client({ connectionString: Object.assign(new URL(PG_URL!), { pathname: '/postgres' }).href });
+    await other.connect();
+    try {
+      const live = await reader(s);
+      await waitFor('an open stream', () => s.app.ck.streams.size === 1);
+      // A transaction of another database that has written (it holds a transaction id) and stays open.
+      await other.query('BEGIN');
+      await other.query('SELECT pg_current_xact_id()');
+      const id = (await s.req('POST', '/checkpoints', { user_id: 'x1', state: 'Busy' })).body.id as string;
+      await waitFor('the event, while the other transaction is open', () => live.got.some((e) => e.id === id), 5000);
+      live.close();
+    } finally {
+      await other.query('ROLLBACK').catch(() => {});
+      await other.end();
+      await s.close();
+    }
+  });
+});
