@@ -20,7 +20,7 @@ CREATE TABLE checkpoints (
   source text NOT NULL,
   received_at timestamp with time zone DEFAULT now() NOT NULL,
   session_id text,
-  CONSTRAINT checkpoints_pkey PRIMARY KEY (id),
+  CONSTRAINT checkpoints_pkey PRIMARY KEY (user_id, id),
   CONSTRAINT checkpoints_source_check CHECK ((source = ANY (ARRAY['client'::text, 'heartbeat'::text, 'timeout'::text, 'idle'::text, 'manual'::text, 'session_end'::text])))
 );
 CREATE INDEX checkpoints_ts ON checkpoints USING btree (ts, id);
@@ -56,10 +56,11 @@ CREATE TABLE events (
   created_at timestamp with time zone DEFAULT now() NOT NULL,
   type text DEFAULT 'state'::text NOT NULL,
   session_id text,
-  CONSTRAINT events_pkey PRIMARY KEY (id),
+  CONSTRAINT events_pkey PRIMARY KEY (user_id, id),
   CONSTRAINT events_type_check CHECK ((type = ANY (ARRAY['state'::text, 'session'::text])))
 );
 CREATE INDEX events_created ON events USING btree (created_at);
+CREATE INDEX events_id ON events USING btree (id);
 CREATE INDEX events_position ON events USING btree (xid, id);
 CREATE INDEX events_user_position ON events USING btree (user_id, xid, id);
 CREATE TRIGGER events_webhooks AFTER INSERT ON events REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ck_webhooks_enqueue();
@@ -82,7 +83,7 @@ CREATE TABLE manual_presence (
   state text,
   set_at timestamp with time zone NOT NULL,
   until timestamp with time zone,
-  CONSTRAINT manual_presence_pkey PRIMARY KEY (id)
+  CONSTRAINT manual_presence_pkey PRIMARY KEY (user_id, id)
 );
 CREATE INDEX manual_presence_user ON manual_presence USING btree (user_id, set_at, id);
 
@@ -103,7 +104,7 @@ CREATE TABLE session_checkpoints (
   content jsonb,
   source text NOT NULL,
   received_at timestamp with time zone DEFAULT now() NOT NULL,
-  CONSTRAINT session_checkpoints_pkey PRIMARY KEY (id),
+  CONSTRAINT session_checkpoints_pkey PRIMARY KEY (user_id, id),
   CONSTRAINT session_checkpoints_source_check CHECK ((source = ANY (ARRAY['client'::text, 'heartbeat'::text, 'timeout'::text, 'idle'::text, 'session_end'::text])))
 );
 CREATE INDEX session_checkpoints_session ON session_checkpoints USING btree (user_id, session_id, ts, id);
@@ -220,14 +221,15 @@ CREATE TABLE webhook_deliveries (
   last_error text,
   delivered_at timestamp with time zone,
   created_at timestamp with time zone DEFAULT now() NOT NULL,
-  CONSTRAINT webhook_deliveries_pkey PRIMARY KEY (id),
+  CONSTRAINT webhook_deliveries_pkey PRIMARY KEY (user_id, id),
   CONSTRAINT webhook_deliveries_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'delivered'::text, 'failed'::text]))),
-  CONSTRAINT webhook_deliveries_webhook_id_event_id_key UNIQUE (webhook_id, event_id),
+  CONSTRAINT webhook_deliveries_user_webhook_event_key UNIQUE (user_id, webhook_id, event_id),
   CONSTRAINT webhook_deliveries_webhook_id_fkey FOREIGN KEY (webhook_id) REFERENCES webhooks(id) ON DELETE CASCADE
 );
 CREATE INDEX webhook_deliveries_by_hook ON webhook_deliveries USING btree (webhook_id, next_attempt_at, id) WHERE (status = 'pending'::text);
 CREATE INDEX webhook_deliveries_created ON webhook_deliveries USING btree (created_at);
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries USING btree (next_attempt_at) WHERE (status = 'pending'::text);
+CREATE INDEX webhook_deliveries_id ON webhook_deliveries USING btree (id);
 CREATE INDEX webhook_deliveries_leased ON webhook_deliveries USING btree (webhook_id) WHERE ((status = 'pending'::text) AND (locked_until IS NOT NULL));
 CREATE INDEX webhook_deliveries_queue ON webhook_deliveries USING btree (webhook_id, user_id, event_id) WHERE (status = 'pending'::text);
 
@@ -705,7 +707,7 @@ BEGIN
      GROUP BY coalesce(d.u, e.u)
   ), gone AS (
     DELETE FROM checkpoints c USING existing e JOIN first_diff k ON k.u = e.u
-     WHERE c.id = e.id AND e.n >= k.n
+     WHERE c.user_id = e.u AND c.id = e.id AND e.n >= k.n
     RETURNING c.id
   ), kept AS (
     SELECT e.u, e.ts, max(e.id) AS max_id FROM existing e JOIN first_diff k ON k.u = e.u WHERE e.n < k.n GROUP BY e.u, e.ts
@@ -714,8 +716,8 @@ BEGIN
     -- alone at its instant and that id orders it after every row kept there (ids order rows at one instant).
     SELECT d.*, coalesce(d.source = 'client' AND count(*) OVER (PARTITION BY d.u, d.at) = 1
                  AND d.cause_id > coalesce(kp.max_id, 0)
-                 AND NOT EXISTS (SELECT 1 FROM events e WHERE e.id = d.cause_id)
-                 AND NOT EXISTS (SELECT 1 FROM checkpoints c WHERE c.id = d.cause_id), false) AS reuse
+                 AND NOT EXISTS (SELECT 1 FROM events e WHERE e.user_id = d.u AND e.id = d.cause_id)
+                 AND NOT EXISTS (SELECT 1 FROM checkpoints c WHERE c.user_id = d.u AND c.id = d.cause_id), false) AS reuse
       FROM desired d JOIN first_diff k ON k.u = d.u
       LEFT JOIN kept kp ON kp.u = d.u AND kp.ts = d.at
      WHERE d.n >= k.n
@@ -1262,6 +1264,6 @@ BEGIN
                    AND (w.states IS NULL OR e.state = ANY (w.states))
    WHERE e.type = 'state'
    ORDER BY e.id, w.id
-  ON CONFLICT (webhook_id, event_id) DO NOTHING;
+  ON CONFLICT (user_id, webhook_id, event_id) DO NOTHING;
   RETURN NULL;
 END $function$;
