@@ -85,12 +85,17 @@ CREATE TABLE manual_presence (
   until timestamp with time zone,
   CONSTRAINT manual_presence_pkey PRIMARY KEY (user_id, id)
 );
+CREATE INDEX manual_presence_set_at ON manual_presence USING btree (set_at, id);
 CREATE INDEX manual_presence_user ON manual_presence USING btree (user_id, set_at, id);
 
 CREATE TABLE retention_progress (
   singleton boolean DEFAULT true NOT NULL,
   done_ts timestamp with time zone DEFAULT '-infinity'::timestamp with time zone NOT NULL,
   done_id bigint DEFAULT 0 NOT NULL,
+  sessions_ts timestamp with time zone DEFAULT '-infinity'::timestamp with time zone NOT NULL,
+  sessions_id bigint DEFAULT 0 NOT NULL,
+  manual_ts timestamp with time zone DEFAULT '-infinity'::timestamp with time zone NOT NULL,
+  manual_id bigint DEFAULT 0 NOT NULL,
   CONSTRAINT retention_progress_pkey PRIMARY KEY (singleton),
   CONSTRAINT retention_progress_singleton_check CHECK (singleton)
 );
@@ -360,6 +365,57 @@ BEGIN
   SELECT (SELECT count(*) FROM gone)::integer, (SELECT count(*) FROM batch)::integer INTO deleted, passed;
   -- Statement triggers have fired; later deletes in the caller's transaction invalidate as usual.
   PERFORM set_config('ck.retention', coalesce(v_setting, ''), true);
+END $function$;
+
+CREATE OR REPLACE FUNCTION ck_delete_old_session_history(p_before timestamp with time zone, p_batch integer, OUT deleted integer, OUT passed integer)
+ RETURNS record
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+  v_s_ts timestamptz; v_s_id bigint; v_m_ts timestamptz; v_m_id bigint;
+  v_s_del integer; v_s_passed integer; v_m_del integer; v_m_passed integer;
+BEGIN
+  SELECT p.sessions_ts, p.sessions_id, p.manual_ts, p.manual_id INTO v_s_ts, v_s_id, v_m_ts, v_m_id
+    FROM retention_progress p FOR UPDATE;
+
+  WITH batch AS (
+    SELECT c.user_id, c.session_id, c.ts, c.id, c.state FROM session_checkpoints c
+     WHERE (c.ts, c.id) > (v_s_ts, v_s_id) AND c.ts < p_before
+     ORDER BY c.ts, c.id LIMIT p_batch
+  ), keep AS (
+    SELECT DISTINCT ON (x.user_id, x.session_id) x.* FROM batch x ORDER BY x.user_id, x.session_id, x.ts DESC, x.id DESC
+  ), gone AS (
+    DELETE FROM session_checkpoints c USING keep k
+     WHERE c.user_id = k.user_id AND c.session_id = k.session_id
+       AND ((c.ts, c.id) < (k.ts, k.id) OR (c.id = k.id AND k.state = 'Offline'))
+    RETURNING 1
+  ), moved AS (
+    UPDATE retention_progress p SET sessions_ts = l.ts, sessions_id = l.id
+      FROM (SELECT x.ts, x.id FROM batch x ORDER BY x.ts DESC, x.id DESC LIMIT 1) l
+    RETURNING 1
+  )
+  SELECT (SELECT count(*) FROM gone)::integer, (SELECT count(*) FROM batch)::integer INTO v_s_del, v_s_passed;
+
+  WITH batch AS (
+    SELECT m.user_id, m.set_at, m.id, m.state, m.until FROM manual_presence m
+     WHERE (m.set_at, m.id) > (v_m_ts, v_m_id) AND m.set_at < p_before
+     ORDER BY m.set_at, m.id LIMIT p_batch
+  ), keep AS (
+    SELECT DISTINCT ON (x.user_id) x.* FROM batch x ORDER BY x.user_id, x.set_at DESC, x.id DESC
+  ), gone AS (
+    DELETE FROM manual_presence m USING keep k
+     WHERE m.user_id = k.user_id
+       AND ((m.set_at, m.id) < (k.set_at, k.id)
+            OR (m.id = k.id AND (k.state IS NULL OR k.until < p_before)))
+    RETURNING 1
+  ), moved AS (
+    UPDATE retention_progress p SET manual_ts = l.set_at, manual_id = l.id
+      FROM (SELECT x.set_at, x.id FROM batch x ORDER BY x.set_at DESC, x.id DESC LIMIT 1) l
+    RETURNING 1
+  )
+  SELECT (SELECT count(*) FROM gone)::integer, (SELECT count(*) FROM batch)::integer INTO v_m_del, v_m_passed;
+  deleted := v_s_del + v_m_del;
+  passed := greatest(v_s_passed, v_m_passed);
 END $function$;
 
 CREATE OR REPLACE FUNCTION ck_end_session(p_user text, p_session text, p_now timestamp with time zone, p_timeout interval, p_idle interval)
@@ -950,7 +1006,8 @@ CREATE OR REPLACE FUNCTION ck_session_idle(p_state text, p_last_heartbeat timest
  LANGUAGE sql
  IMMUTABLE PARALLEL SAFE
 AS $function$
-  SELECT CASE WHEN p_state = 'Online' AND p_idle > interval '0' AND p_last_active + p_idle < p_last_heartbeat + p_timeout
+  SELECT CASE WHEN p_state = 'Online' AND p_idle > interval '0'
+               AND p_last_active + p_idle < ck_session_expiry(p_last_heartbeat, p_timeout)
               THEN p_last_active + p_idle END
 $function$;
 

@@ -52,7 +52,7 @@ export class Metrics {
   });
   private readonly jobItems = new Counter({
     name: 'ck_job_items_total',
-    help: 'What job runs on this instance processed, by job and item (sweep: users_settled; retention: checkpoints_deleted, job_runs_deleted)',
+    help: 'What job runs on this instance processed, by job and item (sweep: users_settled; retention: checkpoints_deleted, session_history_deleted, job_runs_deleted)',
     labelNames: ['job', 'item'] as const, registers: [this.registry],
   });
   private readonly pool = new Gauge({

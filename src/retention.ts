@@ -14,7 +14,7 @@ export interface RetentionOptions {
 }
 
 /** What one run deleted (recorded in job_runs and counted in ck_job_items_total). */
-export type RetentionResult = { checkpoints_deleted: number; job_runs_deleted: number };
+export type RetentionResult = { checkpoints_deleted: number; session_history_deleted: number; job_runs_deleted: number };
 
 /**
  * One batch of `ck_delete_old_checkpoints` (migrations/000006_retention.sql): passes the next `batch`
@@ -30,6 +30,20 @@ export async function deleteOldCheckpoints(
   return rows[0]!;
 }
 
+/**
+ * One batch of `ck_delete_old_session_history` (migrations/000019_session_retention.sql): the same walk
+ * over session_checkpoints and manual_presence, keeping each session's and each user's row in force at
+ * `beforeMs` unless it ended the session or had expired. `passed` is the larger of the two walks.
+ */
+export async function deleteOldSessionHistory(
+  db: Queryable, beforeMs: number, batch: number,
+): Promise<{ deleted: number; passed: number }> {
+  const { rows } = await db.query<{ deleted: number; passed: number }>(
+    'SELECT deleted, passed FROM ck_delete_old_session_history($1, $2)', [iso(beforeMs), batch],
+  );
+  return rows[0]!;
+}
+
 /** Deletes at most `batch` job_runs rows started before `beforeMs`. */
 export async function pruneJobRuns(db: Queryable, beforeMs: number, batch: number): Promise<number> {
   const { rows } = await db.query<{ n: number }>('SELECT ck_prune_job_runs($1, $2) AS n', [iso(beforeMs), batch]);
@@ -37,8 +51,8 @@ export async function pruneJobRuns(db: Queryable, beforeMs: number, batch: numbe
 }
 
 /**
- * The retention job (CK_RETENTION_DAYS, docs/retention.md): checkpoints older than `days` before
- * `nowMs` and job_runs older than a week, in bounded statements so a run stays short.
+ * The retention job (CK_RETENTION_DAYS, docs/retention.md): checkpoints and session histories older
+ * than `days` before `nowMs`, and job_runs older than a week, in bounded statements so a run stays short.
  * @example every(db, 'retention', 15_000, (tx) => runRetention(tx, clock.now(), 90), log)
  */
 export async function runRetention(
@@ -46,10 +60,16 @@ export async function runRetention(
 ): Promise<RetentionResult> {
   const batch = opts.batch ?? 10_000;
   const statements = opts.statements ?? 5;
-  const result: RetentionResult = { checkpoints_deleted: 0, job_runs_deleted: 0 };
+  const before = nowMs - days * DAY_MS;
+  const result: RetentionResult = { checkpoints_deleted: 0, session_history_deleted: 0, job_runs_deleted: 0 };
   for (let i = 0; i < statements; i++) {
-    const { deleted, passed } = await deleteOldCheckpoints(db, nowMs - days * DAY_MS, batch);
+    const { deleted, passed } = await deleteOldCheckpoints(db, before, batch);
     result.checkpoints_deleted += deleted;
+    if (passed < batch) break;
+  }
+  for (let i = 0; i < statements; i++) {
+    const { deleted, passed } = await deleteOldSessionHistory(db, before, batch);
+    result.session_history_deleted += deleted;
     if (passed < batch) break;
   }
   result.job_runs_deleted = await pruneJobRuns(db, nowMs - JOB_RUNS_KEEP_DAYS * DAY_MS, batch);

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrate } from '../src/db/migrate.js';
 import type { Queryable } from '../src/db/types.js';
 import { deleteOldCheckpoints, runRetention } from '../src/retention.js';
+import { sweepOffline } from '../src/liveness/heartbeats.js';
 import { aggregateSummaries } from '../src/summaries/sql.js';
 import { BACKENDS, ManualClock, openTestDb, startServer, type TestServer, timeoutsOf } from './helpers.js';
 
@@ -89,7 +90,7 @@ describe.each(BACKENDS)('retention through the API (%s)', (backend) => {
 
   it('a second run finds nothing to do', async () => {
     const result = await s.db.transaction((tx) => runRetention(tx, clock.now(), 30));
-    expect(result).toEqual({ checkpoints_deleted: 0, job_runs_deleted: 0 });
+    expect(result).toEqual({ checkpoints_deleted: 0, session_history_deleted: 0, job_runs_deleted: 0 });
   });
 });
 
@@ -195,5 +196,89 @@ describe.each(BACKENDS)('retention batches (%s)', (backend) => {
     expect(result.job_runs_deleted).toBe(2);
     const { rows } = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM job_runs WHERE job = 'probe'`);
     expect(rows[0]!.n).toBe(8);
+  });
+});
+
+describe.each(BACKENDS)('retention of session histories (%s)', (backend) => {
+  // Two deployments fed the same script; only `kept` runs retention. Inside the window, and for any
+  // recompute a back-fill triggers there, they must stay indistinguishable.
+  const env = { CK_RETENTION_DAYS: '30', CK_HEARTBEAT_TIMEOUT: '86400', CK_IDLE_TIMEOUT: '0' };
+  const clock = new ManualClock();
+  const t0 = clock.now();
+  const at = (day: number) => t0 + day * DAY;
+  let kept: TestServer;
+  let full: TestServer;
+  beforeAll(async () => {
+    [kept, full] = await Promise.all([startServer(backend, { clock, env }), startServer(backend, { clock, env })]);
+  });
+  afterAll(async () => {
+    await kept.close();
+    await full.close();
+  });
+  const both = async (method: string, path: string, body?: unknown) => {
+    for (const s of [kept, full]) expect((await s.req(method, path, body)).status, `${method} ${path}`).toBeLessThan(300);
+  };
+  const rows = async (s: TestServer) => ({
+    sessions: (await s.db.query<{ session_id: string; state: string; ts: number }>(
+      `SELECT session_id, state, ck_ms(ts) AS ts FROM session_checkpoints ORDER BY ts, id`)).rows,
+    manual: (await s.db.query<{ state: string | null; set_at: number }>(
+      `SELECT state, ck_ms(set_at) AS set_at FROM manual_presence ORDER BY set_at, id`)).rows,
+  });
+  const views = async (s: TestServer) => ({
+    status: (await s.req('GET', '/status/sam')).body,
+    window: (await s.req('GET', `/checkpoints?user_id=sam&from=${new Date(at(70)).toISOString()}&limit=1000`)).body,
+    sessions: (await s.req('GET', '/users/sam/sessions')).body,
+  });
+
+  it('keeps each session\'s and the manual presence\'s row in force at the cutoff, drops ended ones, and changes nothing inside the window', async () => {
+    // [day, method, path, body]; 'phone' stays alive (a heartbeat every half day), the others end.
+    const script: [number, string, string, unknown?][] = [
+      [0, 'POST', '/checkpoints', { user_id: 'sam', session_id: 'phone', state: 'Busy' }],
+      [0, 'POST', '/checkpoints', { user_id: 'sam', session_id: 'laptop', state: 'Online' }],
+      [0.5, 'POST', '/checkpoints', { user_id: 'sam', session_id: 'laptop', state: 'Offline' }],
+      [1, 'PUT', '/users/sam/presence', { state: 'DoNotDisturb', until: at(2) }],
+      [3, 'PUT', '/users/sam/presence', { state: 'Away' }],
+      [4, 'DELETE', '/users/sam/presence'],
+      [5, 'PUT', '/users/sam/presence', { state: 'Busy', until: at(85) }],
+      [10, 'POST', '/checkpoints', { user_id: 'sam', session_id: 'phone', state: 'Away' }],
+      [20, 'POST', '/checkpoints', { user_id: 'sam', session_id: 'tab', state: 'Online' }], // expires on day 21
+      [80, 'POST', '/checkpoints', { user_id: 'sam', session_id: 'phone', state: 'Online' }],
+    ];
+    let next = 0;
+    for (let half = 0; half <= 200; half++) {
+      const day = half / 2;
+      clock.t = at(day) + 60_000;
+      while (next < script.length && script[next]![0] <= day) {
+        const [, method, path, body] = script[next++]!;
+        await both(method, path, body);
+      }
+      await both('POST', '/heartbeat', { user_id: 'sam', session_id: 'phone' });
+    }
+    clock.t = at(100) + 120_000;
+    for (const s of [kept, full]) await sweepOffline(s.db, timeoutsOf(86_400, 0), clock.now());
+    expect(await rows(kept)).toEqual(await rows(full));
+    const seen = await views(full);
+    expect(await views(kept)).toEqual(seen);
+
+    const result = await kept.db.transaction((tx) => runRetention(tx, clock.now(), 30));
+    const left = await rows(kept);
+    const before = at(70);
+    // Before the cutoff: phone's Away (in force at the cutoff) and the manual Busy until day 85; no row of
+    // the ended laptop and tab sessions, nor the expired and cleared manual presences.
+    expect(left.sessions.filter((r) => r.ts < before).map((r) => [r.session_id, r.state])).toEqual([['phone', 'Away']]);
+    expect(left.manual.filter((r) => r.set_at < before).map((r) => r.state)).toEqual(['Busy']);
+    const all = await rows(full);
+    expect(result.session_history_deleted).toBe(all.sessions.length + all.manual.length - left.sessions.length - left.manual.length);
+    expect(left.sessions.filter((r) => r.ts >= before)).toEqual(all.sessions.filter((r) => r.ts >= before));
+    expect(await views(kept)).toEqual(seen);
+
+    // A back-fill inside the window recomputes from there: the same on both.
+    clock.t = at(100) + 180_000;
+    await both('POST', '/checkpoints', { user_id: 'sam', session_id: 'phone', state: 'Busy', timestamp: at(95) });
+    await both('POST', '/checkpoints', { user_id: 'sam', session_id: 'tab', state: 'Away', timestamp: at(96) });
+    const after = await views(full);
+    expect(after.window.checkpoints.length).toBeGreaterThan(seen.window.checkpoints.length);
+    expect(await views(kept)).toEqual(after);
+    expect((await kept.db.transaction((tx) => runRetention(tx, clock.now(), 30))).session_history_deleted).toBe(0);
   });
 });
