@@ -245,6 +245,11 @@ CREATE TABLE webhooks (
   states text[],
   secret text NOT NULL,
   created_at timestamp with time zone DEFAULT now() NOT NULL,
+  previous_secret text,
+  previous_secret_expires_at timestamp with time zone,
+  disabled_at timestamp with time zone,
+  disabled_reason text,
+  CONSTRAINT webhooks_disabled_reason CHECK (((disabled_at IS NULL) = (disabled_reason IS NULL))),
   CONSTRAINT webhooks_pkey PRIMARY KEY (id),
   CONSTRAINT webhooks_url_check CHECK ((url ~ '^https?://'::text))
 );
@@ -1242,7 +1247,7 @@ AS $function$
 $function$;
 
 CREATE OR REPLACE FUNCTION ck_webhook_claim(p_limit integer, p_lease interval, p_per_webhook integer)
- RETURNS TABLE(id bigint, webhook_id bigint, url text, secret text, event jsonb, attempts integer)
+ RETURNS TABLE(id bigint, webhook_id bigint, url text, secrets text[], event jsonb, attempts integer)
  LANGUAGE sql
 AS $function$
   UPDATE webhook_deliveries d SET locked_until = now() + p_lease
@@ -1264,11 +1269,12 @@ AS $function$
           ORDER BY x.next_attempt_at, x.id
           LIMIT greatest(p_per_webhook - leased.n, 0)
        ) c
+       WHERE e.disabled_at IS NULL
        ORDER BY c.next_attempt_at, c.id
        LIMIT p_limit)
        AND h.status = 'pending' AND h.next_attempt_at <= now() AND (h.locked_until IS NULL OR h.locked_until <= now())
      FOR UPDATE SKIP LOCKED)
-  RETURNING d.id, d.webhook_id, w.url, w.secret, d.event, d.attempts
+  RETURNING d.id, d.webhook_id, w.url, ck_webhook_secrets(w), d.event, d.attempts
 $function$;
 
 CREATE OR REPLACE FUNCTION ck_webhook_finish(p_ids bigint[], p_attempts integer[], p_ok boolean[], p_codes integer[], p_errors text[], p_base_ms integer, p_cap interval DEFAULT '01:00:00'::interval, p_max_age interval DEFAULT '24:00:00'::interval)
@@ -1278,26 +1284,48 @@ AS $function$
   WITH r AS (
     SELECT * FROM unnest(p_ids, p_attempts, p_ok, p_codes, p_errors) AS r(id, attempts, ok, code, err)
   ), b AS (
-    SELECT r.*, least(make_interval(secs => p_base_ms * power(2, least(r.attempts, 30)) / 1000.0), p_cap) AS backoff
+    SELECT r.*, least(make_interval(secs => p_base_ms * power(2, least(r.attempts, 30)) / 1000.0), p_cap)
+                * (0.5 + random() / 2) AS backoff
       FROM r
   ), done AS (
     UPDATE webhook_deliveries d
        SET attempts = d.attempts + 1, last_status = b.code, last_error = b.err, locked_until = NULL,
            status = CASE WHEN b.ok THEN 'delivered'
-                         WHEN now() + b.backoff > d.created_at + p_max_age THEN 'failed'
+                         WHEN b.code = 410 OR now() + b.backoff > d.created_at + p_max_age THEN 'failed'
                          ELSE 'pending' END,
            delivered_at = CASE WHEN b.ok THEN now() END,
            next_attempt_at = CASE WHEN b.ok THEN d.next_attempt_at ELSE now() + b.backoff END
       FROM b
      WHERE d.id = b.id AND d.attempts = b.attempts AND d.status = 'pending'
-    RETURNING d.webhook_id, d.user_id, d.event_id, d.status, d.next_attempt_at
+    RETURNING d.webhook_id, d.user_id, d.event_id, d.status, d.next_attempt_at, b.code
   ), queued AS (
     UPDATE webhook_deliveries q SET next_attempt_at = done.next_attempt_at
       FROM done
      WHERE done.status = 'pending' AND q.webhook_id = done.webhook_id AND q.user_id = done.user_id
        AND q.status = 'pending' AND q.event_id > done.event_id
+  ), gone AS (
+    UPDATE webhooks w SET disabled_at = now(), disabled_reason = 'the receiver answered 410 Gone'
+     WHERE w.disabled_at IS NULL AND w.id IN (SELECT done.webhook_id FROM done WHERE done.code = 410)
   )
   SELECT min(ck_ms(done.next_attempt_at) - ck_ms(now())) FROM done WHERE done.status = 'pending'
+$function$;
+
+CREATE OR REPLACE FUNCTION ck_webhook_rotate(p_id bigint, p_secret text, p_overlap interval)
+ RETURNS TABLE(secret text, previous_secret_expires_at timestamp with time zone)
+ LANGUAGE sql
+AS $function$
+  UPDATE webhooks w SET previous_secret = w.secret, previous_secret_expires_at = now() + p_overlap, secret = p_secret
+   WHERE w.id = p_id
+  RETURNING w.secret, w.previous_secret_expires_at
+$function$;
+
+CREATE OR REPLACE FUNCTION ck_webhook_secrets(w webhooks)
+ RETURNS text[]
+ LANGUAGE sql
+ STABLE
+AS $function$
+  SELECT CASE WHEN w.previous_secret_expires_at > now() THEN ARRAY[w.secret, w.previous_secret]
+              ELSE ARRAY[w.secret] END
 $function$;
 
 CREATE OR REPLACE FUNCTION ck_webhooks_enqueue()
@@ -1319,6 +1347,7 @@ BEGIN
     FROM new_rows e
     JOIN webhooks w ON (w.user_ids IS NULL OR e.user_id = ANY (w.user_ids))
                    AND (w.states IS NULL OR e.state = ANY (w.states))
+                   AND w.disabled_at IS NULL
    WHERE e.type = 'state'
    ORDER BY e.id, w.id
   ON CONFLICT (user_id, webhook_id, event_id) DO NOTHING;

@@ -117,7 +117,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     if (type === 'state' && event.source !== 'heartbeat') coalescer.forget(event.user_id);
   });
   // Sends the webhook outbox; woken by the hub, polls as a fallback. Safe in every instance (leases).
-  const webhooks = new WebhookWorker({ db, events, retryBaseMs: config.webhookRetryBaseMs, timeoutMs: config.webhookTimeoutMs, log: app.log });
+  const webhooks = new WebhookWorker({ db, events, retryBaseMs: config.webhookRetryBaseMs, timeoutMs: config.webhookTimeoutMs,
+    allowPrivate: config.webhookAllowPrivate, log: app.log });
   const streams = new EventStreams(events, {
     ...SSE_LIMITS,
     keepAliveMs: config.sseKeepAliveSec * 1000,

@@ -43,6 +43,10 @@ export interface Config {
   webhookRetryBaseMs: number;
   /** How long one webhook attempt may take, connection to response headers. */
   webhookTimeoutMs: number;
+  /** Seconds a rotated-out webhook secret still signs deliveries, beside the new one. */
+  webhookRotationOverlapSec: number;
+  /** Lets webhooks reach loopback, private, link-local and other internal addresses (on-premises receivers). */
+  webhookAllowPrivate: boolean;
   /** The heartbeat lane (src/http/heartbeat-lane.ts); off sends every heartbeat through Fastify. */
   heartbeatLane: boolean;
 }
@@ -86,6 +90,10 @@ export function loadConfig(env: Env = process.env): Config {
   if (lane !== 'on' && lane !== 'off') throw new ConfigError(`CK_HEARTBEAT_LANE must be on or off, got "${lane}"`);
   if (env.CK_READ_DATABASE_URL && !env.DATABASE_URL) throw new ConfigError('CK_READ_DATABASE_URL needs DATABASE_URL (a replica of that primary)');
   if (env.CK_DIRECT_DATABASE_URL && !env.DATABASE_URL) throw new ConfigError('CK_DIRECT_DATABASE_URL needs DATABASE_URL (it is the direct way to the same database)');
+  const allowPrivate = env.CK_WEBHOOK_ALLOW_PRIVATE || 'false';
+  if (allowPrivate !== 'true' && allowPrivate !== 'false') {
+    throw new ConfigError(`CK_WEBHOOK_ALLOW_PRIVATE must be true or false, got "${allowPrivate}"`);
+  }
   const schema = env.CK_DB_SCHEMA || 'public';
   if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
     throw new ConfigError('CK_DB_SCHEMA must be a lower-case SQL identifier');
@@ -117,6 +125,8 @@ export function loadConfig(env: Env = process.env): Config {
     logLevel: env.LOG_LEVEL || 'info',
     webhookRetryBaseMs: int(env, 'CK_WEBHOOK_RETRY_BASE_MS', 1000, 1, 3_600_000),
     webhookTimeoutMs: int(env, 'CK_WEBHOOK_TIMEOUT_MS', 15_000, 100, 300_000),
+    webhookRotationOverlapSec: int(env, 'CK_WEBHOOK_ROTATION_OVERLAP', 86_400, 0, 30 * 86_400),
+    webhookAllowPrivate: allowPrivate === 'true',
     heartbeatLane: lane === 'on',
   };
 }

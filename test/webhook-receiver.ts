@@ -1,11 +1,14 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Webhook } from 'standardwebhooks';
 
 export interface Received {
   path: string;
   headers: IncomingHttpHeaders;
   raw: string;
+  /** The parsed body: `{ type, timestamp, data }`. */
+  body: any;
+  /** `body.data`: the event. */
   event: any;
   /** What the receiver answered. */
   status: number;
@@ -19,7 +22,8 @@ export async function startReceiver(decide: (r: Omit<Received, 'status'>) => num
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const raw = Buffer.concat(chunks).toString('utf8');
-      const r = { path: req.url ?? '/', headers: req.headers, raw, event: JSON.parse(raw) };
+      const body = JSON.parse(raw);
+      const r = { path: req.url ?? '/', headers: req.headers, raw, body, event: body.data };
       const status = decide(r);
       got.push({ ...r, status });
       res.writeHead(status, { 'content-type': 'text/plain' }).end(status < 300 ? 'ok' : 'not now');
@@ -39,13 +43,14 @@ export async function startReceiver(decide: (r: Omit<Received, 'status'>) => num
   };
 }
 
-/** Verifies `ck-signature` the way docs/webhooks.md tells receivers to. */
-export function verifySignature(secret: string, raw: string, header: string | undefined, nowSec: number, toleranceSec = 300): boolean {
-  const m = /^t=(\d+),v1=([0-9a-f]{64})$/.exec(header ?? '');
-  if (!m) return false;
-  const expected = createHmac('sha256', secret).update(`${m[1]}.${raw}`).digest();
-  const given = Buffer.from(m[2]!, 'hex');
-  return timingSafeEqual(expected, given) && Math.abs(nowSec - Number(m[1])) <= toleranceSec;
+/** Verifies a delivery with the reference Standard Webhooks library; returns its error message, or null when valid. */
+export function rejection(secret: string, r: Pick<Received, 'raw' | 'headers'>): string | null {
+  try {
+    new Webhook(secret).verify(r.raw, r.headers as Record<string, string>);
+    return null;
+  } catch (err) {
+    return (err as Error).message;
+  }
 }
 
 /**

@@ -34,7 +34,9 @@ describe.each(BACKENDS)('a receiver that never answers (%s)', (backend) => {
     expect(gc, 'tests run with --expose-gc (vitest.config.ts)').toBeTypeOf('function');
     const hung = await startHungReceiver();
     const healthy = await startReceiver();
-    const s = await startServer(backend, { env: { CK_WEBHOOK_TIMEOUT_MS: '1000', CK_WEBHOOK_RETRY_BASE_MS: '60000' } });
+    const s = await startServer(backend, {
+      env: { CK_WEBHOOK_TIMEOUT_MS: '1000', CK_WEBHOOK_RETRY_BASE_MS: '60000', CK_WEBHOOK_ALLOW_PRIVATE: 'true' },
+    });
     // Collect garbage all along: a timeout that a collection can cancel would never fire.
     const collector = setInterval(() => gc!(), 20);
     try {

@@ -4,11 +4,12 @@ import { openPostgres } from '../src/db/postgres.js';
 import type { Db } from '../src/db/types.js';
 import { countPending, pruneDeliveries } from '../src/webhooks/outbox.js';
 import { BACKENDS, openTestDb, PG_URL, startServer, type TestServer, timeoutsOf } from './helpers.js';
-import { assertInOrderExactlyOnce, startReceiver, verifySignature } from './webhook-receiver.js';
+import { assertInOrderExactlyOnce, rejection, startReceiver } from './webhook-receiver.js';
 import { waitFor } from './wait.js';
 
-// Fast retries so failure paths finish quickly; the schedule itself is asserted through the log.
-const env = { CK_WEBHOOK_RETRY_BASE_MS: '50' };
+// Fast retries so failure paths finish quickly; the schedule itself is asserted through the log. The
+// receivers listen on 127.0.0.1, which ck refuses unless private destinations are allowed.
+const env = { CK_WEBHOOK_RETRY_BASE_MS: '50', CK_WEBHOOK_ALLOW_PRIVATE: 'true' };
 
 /** Posts checkpoints in order; returns the event ids per user. */
 async function changes(s: TestServer, list: [string, string, object?][]): Promise<Record<string, string[]>> {
@@ -41,8 +42,10 @@ describe.each(BACKENDS)('webhooks (%s)', (backend) => {
       const created = await s.req('POST', '/webhooks', { url: `${rx.url}/hook` });
       expect(created.status).toBe(201);
       const hook = created.body;
-      expect(hook).toMatchObject({ url: `${rx.url}/hook`, user_ids: null, states: null });
-      expect(hook.secret).toMatch(/^whsec_[\w-]{43}$/);
+      expect(hook).toMatchObject({ url: `${rx.url}/hook`, user_ids: null, states: null, enabled: true, disabled_at: null });
+      // Standard Webhooks: whsec_ + standard base64 of 32 bytes.
+      expect(hook.secret).toMatch(/^whsec_[A-Za-z0-9+/]{43}=$/);
+      expect(Buffer.from(hook.secret.slice(6), 'base64')).toHaveLength(32);
       const ids = await changes(s, [
         ['o1', 'Away'], ['o2', 'Busy'], ['o1', 'Busy', { call: 7 }], ['o1', 'Online'], ['o2', 'Away'], ['o1', 'DoNotDisturb'],
       ]);
@@ -59,13 +62,20 @@ describe.each(BACKENDS)('webhooks (%s)', (backend) => {
       await waitFor('all six events acknowledged', () => (rx.acked().length >= 6 ? true : undefined));
       assertInOrderExactlyOnce(rx.got, ids);
 
-      const nowSec = Math.floor(Date.now() / 1000);
+      const other = (await s.req('POST', '/webhooks', { url: `${rx.url}/other`, user_ids: ['nobody'] })).body;
       for (const r of rx.got) {
-        expect(verifySignature(hook.secret, r.raw, r.headers['ck-signature'] as string, nowSec)).toBe(true);
-        expect(verifySignature('whsec_wrong', r.raw, r.headers['ck-signature'] as string, nowSec)).toBe(false);
-        expect(r.headers['ck-event-id']).toBe(r.event.id);
+        // Verified by the reference library, with this webhook's secret and no other.
+        expect(rejection(hook.secret, r)).toBeNull();
+        expect(rejection(other.secret, r)).toMatch(/signature/i);
+        expect(r.headers['webhook-id']).toBe(r.event.id);
+        expect(r.headers['ck-signature']).toBeUndefined();
         expect(r.headers['content-type']).toBe('application/json');
+        expect(r.body).toEqual({ type: 'user.state_changed', timestamp: r.event.timestamp, data: r.event });
       }
+      // A retry carries the same webhook-id (receivers de-duplicate by it) and is signed afresh.
+      const head = rx.got.filter((r) => r.event.id === ids.o1![0]);
+      expect(new Set(head.map((r) => r.headers['webhook-id']))).toEqual(new Set([ids.o1![0]]));
+      await s.req('DELETE', `/webhooks/${other.id}`);
       // The same object as the SSE stream sends.
       const busy = rx.acked().find((r) => r.event.id === ids.o1![1])!.event;
       expect(Object.keys(busy)).toEqual(['id', 'user_id', 'session_id', 'state', 'previous_state', 'timestamp', 'source', 'content']);
@@ -79,9 +89,9 @@ describe.each(BACKENDS)('webhooks (%s)', (backend) => {
       });
       const failures = rx.got.filter((r) => r.status >= 300).length;
       expect(log.reduce((n, x) => n + x.attempts - 1, 0)).toBe(failures);
-      const head = log.find((x) => x.event_id === ids.o1![0])!;
-      expect(head).toMatchObject({ last_status: 200, last_error: null, next_attempt_at: null });
-      expect(head.attempts).toBeGreaterThanOrEqual(3);
+      const first = log.find((x) => x.event_id === ids.o1![0])!;
+      expect(first).toMatchObject({ last_status: 200, last_error: null, next_attempt_at: null });
+      expect(first.attempts).toBeGreaterThanOrEqual(3);
       expect(log.map((x) => x.event_id)).toEqual([...ids.o1!, ...ids.o2!].sort((a, b) => Number(b) - Number(a)));
       expect(await countPending(s.db)).toBe(0);
 
@@ -101,6 +111,7 @@ describe.each(BACKENDS)('webhooks (%s)', (backend) => {
       const listed = (await s.req('GET', '/webhooks')).body.webhooks;
       expect(listed.find((w: any) => w.id === b.id)).toEqual({
         id: b.id, url: `${rx.url}/b`, user_ids: null, states: ['Busy', 'DoNotDisturb'], created_at: b.created_at,
+        enabled: true, disabled_at: null, disabled_reason: null,
       });
       expect(listed.every((w: any) => !('secret' in w))).toBe(true);
 
@@ -168,6 +179,7 @@ describe.each(BACKENDS)('webhooks (%s)', (backend) => {
       expect((await s.req('GET', '/webhooks', undefined, key)).status).toBe(403);
       expect((await s.req('DELETE', '/webhooks/1', undefined, key)).status).toBe(403);
       expect((await s.req('GET', '/webhooks/1/deliveries', undefined, key)).status).toBe(403);
+      for (const action of ['rotate', 'enable', 'test']) expect((await s.req('POST', `/webhooks/1/${action}`, undefined, key)).status).toBe(403);
     }
     expect((await s.req('GET', '/webhooks', undefined, null)).status).toBe(401);
   });
@@ -192,6 +204,7 @@ describe.each(BACKENDS)('webhooks (%s)', (backend) => {
     expect((await s.req('GET', '/webhooks')).body.webhooks.length).toBe(before);
     expect((await s.req('DELETE', '/webhooks/999999')).status).toBe(404);
     expect((await s.req('GET', '/webhooks/999999/deliveries')).status).toBe(404);
+    for (const action of ['rotate', 'enable', 'test']) expect((await s.req('POST', `/webhooks/999999/${action}`)).status).toBe(404);
     expect((await s.req('GET', '/webhooks/99999999999999999999/deliveries')).status).toBe(422);
   });
 });

@@ -26,6 +26,7 @@ export const ERROR_CODES = {
   unsupported_media_type: [415, 'Unsupported Media Type'],
   validation_failed: [422, 'Unprocessable Content'],
   unknown_state: [422, 'Unprocessable Content'],
+  destination_refused: [422, 'Unprocessable Content'],
   rate_limited: [429, 'Too Many Requests'],
   headers_too_large: [431, 'Request Header Fields Too Large'],
   internal_error: [500, 'Internal Server Error'],
@@ -62,6 +63,9 @@ export const ERRORS = {
   unknownState: (location: string, path: string, valid: string[]) =>
     new ProblemError('unknown_state', `${path.slice(1)}: is not a registered state; valid: ${valid.join(', ')}`,
       [field(location, path, 'is not a registered state')]),
+  /** A webhook URL ck must not call (docs/webhooks.md, "Safe destinations"). */
+  destinationRefused: (location: string, path: string, reason: string) =>
+    new ProblemError('destination_refused', `${path.slice(1)}: ${reason}`, [field(location, path, reason)]),
   unauthorized: (detail = 'a valid API key or token is required (Authorization: Bearer ...)') =>
     new ProblemError('unauthorized', detail, [], { 'www-authenticate': 'Bearer' }),
   forbidden: (detail: string) => new ProblemError('forbidden', detail),

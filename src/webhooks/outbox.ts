@@ -5,7 +5,8 @@ export interface Claimed {
   id: string;
   webhook_id: string;
   url: string;
-  secret: string;
+  /** Secrets to sign with: the current one, and the previous one during a rotation's overlap. */
+  secrets: string[];
   /** The event as the enqueue trigger snapshotted it (migration 5). */
   event: EventRow;
   /** Attempts recorded before this one; passed back to `finish` as the lease's version. */
@@ -27,7 +28,7 @@ export interface AttemptResult {
  */
 export async function claim(db: Queryable, limit: number, leaseMs: number, perWebhook: number): Promise<Claimed[]> {
   const { rows } = await db.query<Claimed>(
-    `SELECT id::text, webhook_id::text, url, secret, event, attempts FROM ck_webhook_claim($1, $2::interval, $3)`,
+    `SELECT id::text, webhook_id::text, url, secrets, event, attempts FROM ck_webhook_claim($1, $2::interval, $3)`,
     [limit, `${leaseMs} milliseconds`, perWebhook],
   );
   return rows;

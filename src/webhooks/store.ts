@@ -1,6 +1,6 @@
-import { randomBytes } from 'node:crypto';
 import type { Queryable } from '../db/types.js';
 import { iso } from '../time.js';
+import { newSecret } from './signature.js';
 
 export interface Webhook {
   id: string;
@@ -9,6 +9,10 @@ export interface Webhook {
   user_ids: string[] | null;
   /** null: every state. */
   states: string[] | null;
+  /** False after the receiver answered 410 Gone, until POST /webhooks/:id/enable. */
+  enabled: boolean;
+  disabled_at: string | null;
+  disabled_reason: string | null;
   created_at: string;
 }
 
@@ -27,9 +31,10 @@ export interface Delivery {
   created_at: string;
 }
 
-type Row<T> = Omit<T, 'created_at'> & { created_at: number };
+type Row<T> = Omit<T, 'created_at' | 'disabled_at'> & { created_at: number; disabled_at: number | null };
 
-const WEBHOOK_COLUMNS = `id::text, url, user_ids, states, ck_ms(created_at) AS created_at`;
+const WEBHOOK_COLUMNS = `id::text, url, user_ids, states, disabled_at IS NULL AS enabled, ck_ms(disabled_at) AS disabled_at,
+  disabled_reason, ck_ms(created_at) AS created_at`;
 /** A URL as ck shows it: credentials, should an old row hold any, never leave the database. */
 export function redactUrl(raw: string): string {
   try {
@@ -43,10 +48,9 @@ export function redactUrl(raw: string): string {
   }
 }
 
-const toWebhook = (r: Row<Webhook>): Webhook => ({ ...r, url: redactUrl(r.url), created_at: iso(r.created_at) });
-
-/** A new signing secret: `whsec_` and 32 random bytes, base64url. The whole string is the HMAC key. */
-export const newSecret = () => `whsec_${randomBytes(32).toString('base64url')}`;
+const toWebhook = (r: Row<Webhook>): Webhook => ({
+  ...r, url: redactUrl(r.url), disabled_at: r.disabled_at === null ? null : iso(r.disabled_at), created_at: iso(r.created_at),
+});
 
 export async function createWebhook(
   db: Queryable, input: { url: string; user_ids: string[] | null; states: string[] | null },
@@ -68,6 +72,37 @@ export async function listWebhooks(db: Queryable): Promise<Webhook[]> {
 export async function deleteWebhook(db: Queryable, id: string): Promise<boolean> {
   const { rows } = await db.query(`DELETE FROM webhooks WHERE id = $1::bigint RETURNING id`, [id]);
   return rows.length > 0;
+}
+
+/**
+ * Replaces a webhook's secret; the old one keeps signing beside it for `overlapSec` (CK_WEBHOOK_ROTATION_OVERLAP).
+ * @returns the new secret and when the old one stops signing, or undefined when there is no such webhook
+ */
+export async function rotateSecret(
+  db: Queryable, id: string, overlapSec: number,
+): Promise<{ secret: string; previous_secret_expires_at: string } | undefined> {
+  const { rows } = await db.query<{ secret: string; expires: number }>(
+    `SELECT secret, ck_ms(previous_secret_expires_at) AS expires FROM ck_webhook_rotate($1::bigint, $2, $3::interval)`,
+    [id, newSecret(), `${overlapSec} seconds`],
+  );
+  const r = rows[0];
+  return r && { secret: r.secret, previous_secret_expires_at: iso(r.expires) };
+}
+
+/** Clears a 410's disabling; the paused deliveries go out again. Undefined when there is no such webhook. */
+export async function enableWebhook(db: Queryable, id: string): Promise<Webhook | undefined> {
+  const { rows } = await db.query<Row<Webhook>>(
+    `UPDATE webhooks SET disabled_at = NULL, disabled_reason = NULL WHERE id = $1::bigint RETURNING ${WEBHOOK_COLUMNS}`, [id],
+  );
+  return rows[0] && toWebhook(rows[0]);
+}
+
+/** What a ping needs: the URL and the secrets deliveries are signed with right now. */
+export async function webhookTarget(db: Queryable, id: string): Promise<{ url: string; secrets: string[] } | undefined> {
+  const { rows } = await db.query<{ url: string; secrets: string[] }>(
+    `SELECT w.url, ck_webhook_secrets(w) AS secrets FROM webhooks w WHERE w.id = $1::bigint`, [id],
+  );
+  return rows[0];
 }
 
 export async function webhookExists(db: Queryable, id: string): Promise<boolean> {

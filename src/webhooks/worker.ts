@@ -1,8 +1,7 @@
 import type { Db } from '../db/types.js';
-import { toEvent } from '../events/event.js';
 import type { EventHub } from '../events/hub.js';
 import { type AttemptResult, type Claimed, claim, finish, release } from './outbox.js';
-import { signatureHeader } from './signature.js';
+import { sendAttempt, stateChanged } from './send.js';
 
 interface Log {
   warn(obj: object, msg: string): void;
@@ -25,7 +24,9 @@ export interface WebhookWorkerOptions {
   maxInFlight?: number;
   /** Deliveries in flight to one endpoint across all instances; default 16. */
   perEndpoint?: number;
-  /** Wall-clock ms for the signature's `t` (the receiver compares it with its own clock). */
+  /** Send to loopback, private and link-local addresses too (CK_WEBHOOK_ALLOW_PRIVATE); default false. */
+  allowPrivate?: boolean;
+  /** Wall-clock ms for `webhook-timestamp` (the receiver compares it with its own clock). */
   wallClock?: () => number;
 }
 
@@ -58,7 +59,7 @@ export class WebhookWorker {
   constructor(opts: WebhookWorkerOptions) {
     this.o = {
       pollMs: 1000, timeoutMs: 15_000, leaseMs: 60_000, maxInFlight: 1000, perEndpoint: 16,
-      wallClock: Date.now, ...opts,
+      allowPrivate: false, wallClock: Date.now, ...opts,
     };
   }
 
@@ -117,39 +118,12 @@ export class WebhookWorker {
   }
 
   private async send(d: Claimed): Promise<void> {
-    const body = JSON.stringify(toEvent(d.event));
-    const t = Math.floor(this.o.wallClock() / 1000);
-    // The attempt's own controller and timer. The timer is referenced until the attempt ends, so no
-    // garbage collection can cancel it (a signal from AbortSignal.any over AbortSignal.timeout can be
-    // collected while the fetch waits, and then never fires: a receiver that never answers would hold
-    // the slot forever). Stopping the worker aborts it too.
-    const attempt = new AbortController();
-    const timer = setTimeout(() => attempt.abort(new AttemptTimeout(this.o.timeoutMs)), this.o.timeoutMs);
-    const stop = () => attempt.abort(this.abort.signal.reason);
-    this.abort.signal.addEventListener('abort', stop, { once: true });
-    try {
-      const res = await fetch(d.url, {
-        method: 'POST',
-        body,
-        redirect: 'manual',
-        signal: attempt.signal,
-        headers: {
-          'content-type': 'application/json',
-          'user-agent': 'ck-webhooks',
-          'ck-event-id': d.event.id,
-          'ck-signature': signatureHeader(d.secret, body, t),
-        },
-      });
-      await res.body?.cancel().catch(() => {});
-      const ok = res.status >= 200 && res.status < 300;
-      this.results.push({ id: d.id, attempts: d.attempts, ok, code: res.status, error: null });
-    } catch (err) {
-      if (this.abort.signal.aborted) this.releases.push(d.id);
-      else this.results.push({ id: d.id, attempts: d.attempts, ok: false, code: null, error: describe(attempt.signal.reason ?? err) });
-    } finally {
-      clearTimeout(timer);
-      this.abort.signal.removeEventListener('abort', stop);
-    }
+    const out = await sendAttempt({
+      url: d.url, secrets: d.secrets, id: d.event.id, envelope: stateChanged(d.event), timeoutMs: this.o.timeoutMs,
+      allowPrivate: this.o.allowPrivate, nowMs: this.o.wallClock(), stop: this.abort.signal,
+    });
+    if (out.stopped) this.releases.push(d.id);
+    else this.results.push({ id: d.id, attempts: d.attempts, ok: out.ok, code: out.code, error: out.error });
     this.record();
   }
 
@@ -185,7 +159,7 @@ export class WebhookWorker {
         if (retryIn !== null) this.wakeIn(retryIn);
         await release(this.o.db, releases);
       } catch (err) {
-        // The leases run out and the deliveries are retried: at least once, receivers dedupe by ck-event-id.
+        // The leases run out and the deliveries are retried: at least once, receivers dedupe by webhook-id.
         this.o.log.warn({ err }, 'recording webhook attempts failed; they will be retried');
       }
       this.inFlight -= results.length + releases.length;
@@ -193,19 +167,4 @@ export class WebhookWorker {
       this.wake();
     }
   }
-}
-
-class AttemptTimeout extends Error {
-  constructor(ms: number) {
-    super(`timed out after ${ms / 1000} s`);
-  }
-}
-
-function describe(err: unknown): string {
-  if (err instanceof AttemptTimeout) return err.message;
-  const e = err as { message?: string; cause?: { code?: string; message?: string } };
-  const cause = e?.cause?.code ?? e?.cause?.message;
-  const text = cause ? `${e.message}: ${cause}` : String(e?.message ?? err);
-  // Shown by GET /webhooks/:id/deliveries: never the credentials of a URL the message may quote.
-  return text.replace(/\/\/[^/@\s]*@/g, '//***@').slice(0, 500);
 }

@@ -1,5 +1,10 @@
+import { randomUUID } from 'node:crypto';
 import { type TSchema, Type } from '@sinclair/typebox';
-import { createWebhook, deleteWebhook, listDeliveries, listWebhooks, webhookExists } from '../../webhooks/store.js';
+import { DestinationRefused, resolveDestination } from '../../webhooks/destination.js';
+import { sendAttempt } from '../../webhooks/send.js';
+import {
+  createWebhook, deleteWebhook, enableWebhook, listDeliveries, listWebhooks, rotateSecret, webhookExists, webhookTarget,
+} from '../../webhooks/store.js';
 import { ERRORS } from '../errors.js';
 import { decodeCursor, encodeCursor } from '../query.js';
 import { Cursor, errorResponses, StateName, UserId } from '../schemas.js';
@@ -13,7 +18,18 @@ const Webhook = Type.Object({
   url: Type.String(),
   user_ids: Type.Union([Type.Array(Type.String()), Type.Null()]),
   states: Type.Union([Type.Array(Type.String()), Type.Null()]),
+  enabled: Type.Boolean({ description: 'false after the receiver answered 410 Gone, until POST /webhooks/:id/enable' }),
+  disabled_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+  disabled_reason: Type.Union([Type.String(), Type.Null()]),
   created_at: Type.String({ format: 'date-time' }),
+});
+
+const Ping = Type.Object({
+  ok: Type.Boolean({ description: 'the receiver answered 2xx' }),
+  status: Type.Union([Type.Integer(), Type.Null()], { description: "the receiver's HTTP status; null when it did not answer" }),
+  error: Type.Union([Type.String(), Type.Null()], { description: 'why there was no answer (refused destination, timeout, connection error)' }),
+  webhook_id: Type.String({ description: 'the `webhook-id` header sent' }),
+  duration_ms: Type.Integer(),
 });
 
 const Delivery = Type.Object({
@@ -49,8 +65,20 @@ function httpUrl(raw: string): string {
   return u.href;
 }
 
+/** Refuses (422 at `/url`) a destination resolving to an internal address, unless allowed. */
+async function safeDestination(url: string, allowPrivate: boolean): Promise<void> {
+  // Nothing to refuse when private addresses are allowed: no DNS lookup at registration then.
+  if (allowPrivate) return;
+  try {
+    await resolveDestination(new URL(url), false);
+  } catch (err) {
+    if (err instanceof DestinationRefused) throw ERRORS.destinationRefused('body', '/url', err.message);
+    throw err;
+  }
+}
+
 export default async function webhooks(app: App) {
-  const { db, states } = app.ck;
+  const { db, states, config } = app.ck;
 
   app.post('/webhooks', {
     config: { scope: 'admin' },
@@ -72,6 +100,7 @@ export default async function webhooks(app: App) {
     for (const [i, name] of (body.states ?? []).entries()) {
       if (!(await states.get(name))) throw ERRORS.invalid('body', `/states/${i}`, `"${name}" is not a registered state`);
     }
+    await safeDestination(url, config.webhookAllowPrivate);
     const created = await createWebhook(db, { url, user_ids: body.user_ids ?? null, states: body.states ?? null });
     return reply.status(201).send(created);
   });
@@ -120,5 +149,60 @@ export default async function webhooks(app: App) {
     const deliveries = await listDeliveries(db, id, { status: q.status, before, limit: q.limit });
     const last = deliveries[deliveries.length - 1];
     return { deliveries, next_cursor: deliveries.length === q.limit && last ? encodeCursor([last.event_id]) : null };
+  });
+
+  app.post('/webhooks/:id/rotate', {
+    config: { scope: 'admin' },
+    schema: {
+      summary: 'Replace the signing secret (returned once); the old one keeps signing beside it for CK_WEBHOOK_ROTATION_OVERLAP',
+      params: Id,
+      response: {
+        200: Type.Object({
+          secret: Type.String(),
+          previous_secret_expires_at: Type.String({ format: 'date-time', description: 'until then deliveries carry both signatures' }),
+        }),
+        ...errorResponses(401, 403, 404, 422, 503),
+      },
+    },
+  }, async (req) => {
+    const { id } = req.params as { id: string };
+    const rotated = await rotateSecret(db, id, config.webhookRotationOverlapSec);
+    if (!rotated) throw ERRORS.notFound(`no webhook "${id}"`);
+    return rotated;
+  });
+
+  app.post('/webhooks/:id/enable', {
+    config: { scope: 'admin' },
+    schema: {
+      summary: 'Enable a webhook disabled by a 410 Gone; its paused deliveries go out again',
+      params: Id,
+      response: { 200: Webhook, ...errorResponses(401, 403, 404, 422, 503) },
+    },
+  }, async (req) => {
+    const { id } = req.params as { id: string };
+    const hook = await enableWebhook(db, id);
+    if (!hook) throw ERRORS.notFound(`no webhook "${id}"`);
+    return hook;
+  });
+
+  app.post('/webhooks/:id/test', {
+    config: { scope: 'admin' },
+    schema: {
+      summary: 'Send a signed `webhook.test` ping now and answer with what the receiver said (no retries, not logged)',
+      params: Id,
+      response: { 200: Ping, ...errorResponses(401, 403, 404, 422, 503) },
+    },
+  }, async (req) => {
+    const { id } = req.params as { id: string };
+    const target = await webhookTarget(db, id);
+    if (!target) throw ERRORS.notFound(`no webhook "${id}"`);
+    const webhookId = `test_${randomUUID()}`;
+    const started = Date.now();
+    const now = app.ck.clock.now();
+    const out = await sendAttempt({
+      url: target.url, secrets: target.secrets, id: webhookId, timeoutMs: config.webhookTimeoutMs, allowPrivate: config.webhookAllowPrivate,
+      envelope: { type: 'webhook.test', timestamp: new Date(now).toISOString(), data: { webhook_id: id } }, nowMs: Date.now(),
+    });
+    return { ok: out.ok, status: out.code, error: out.error, webhook_id: webhookId, duration_ms: Date.now() - started };
   });
 }
