@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { Db } from '../db/types.js';
 import type { EventHub } from '../events/hub.js';
 import { type AttemptResult, type Claimed, claim, finish, release } from './outbox.js';
@@ -57,6 +58,8 @@ export class WebhookWorker {
   private releases: string[] = [];
 
   constructor(opts: WebhookWorkerOptions) {
+    // Every attempt in flight listens for stop (up to maxInFlight).
+    setMaxListeners(0, this.abort.signal);
     this.o = {
       pollMs: 1000, timeoutMs: 15_000, leaseMs: 60_000, maxInFlight: 1000, perEndpoint: 16,
       allowPrivate: false, wallClock: Date.now, ...opts,
