@@ -18,7 +18,8 @@ ALTER TABLE webhooks
   ADD COLUMN disabled_reason text,
   ADD CONSTRAINT webhooks_disabled_reason CHECK ((disabled_at IS NULL) = (disabled_reason IS NULL));
 
--- A disabled endpoint gets no deliveries queued (its backlog does not grow while it is gone).
+-- A disabled endpoint gets no deliveries queued (its backlog does not grow while it is gone). From
+-- 000018_citus_keys, the latest definition before this one.
 CREATE OR REPLACE FUNCTION ck_webhooks_enqueue() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   IF NOT EXISTS (SELECT 1 FROM webhooks) THEN
@@ -38,7 +39,7 @@ BEGIN
                    AND w.disabled_at IS NULL
    WHERE e.type = 'state'
    ORDER BY e.id, w.id
-  ON CONFLICT (webhook_id, event_id) DO NOTHING;
+  ON CONFLICT (user_id, webhook_id, event_id) DO NOTHING;
   RETURN NULL;
 END $$;
 
