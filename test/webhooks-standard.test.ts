@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { BACKENDS, startServer, type TestServer } from './helpers.js';
+import { loadMigrations, migrate } from '../src/db/migrate.js';
+import { BACKENDS, openTestDb, startServer, type TestServer } from './helpers.js';
 import { rejection, startReceiver } from './webhook-receiver.js';
 import { waitFor } from './wait.js';
 
@@ -212,6 +213,29 @@ describe.each(BACKENDS)('safe destinations (%s)', (backend) => {
       await s.req('DELETE', `/webhooks/${id}`);
     } finally {
       await rx.close();
+    }
+  });
+});
+
+describe.each(BACKENDS)('secrets from before Standard Webhooks (%s)', (backend) => {
+  it('migration 20 re-encodes base64url secrets as standard base64 of the same key bytes', async () => {
+    const db = await openTestDb(backend);
+    try {
+      const all = await loadMigrations();
+      const at = all.findIndex((m) => m.name === 'standard_webhooks');
+      await migrate(db, all.slice(0, at));
+      // Bytes whose base64url has both - and _ (and so differs from base64).
+      const key = Buffer.from(Array.from({ length: 32 }, (_, i) => (i % 2 ? 0xfb : 0xff)));
+      const already = `whsec_${Buffer.alloc(32, 7).toString('base64')}`;
+      await db.query(`INSERT INTO webhooks (url, secret) VALUES ('https://example.com/a', $1), ('https://example.com/b', $2)`,
+        [`whsec_${key.toString('base64url')}`, already]);
+      await migrate(db, all);
+      const { rows } = await db.query<{ secret: string }>(`SELECT secret FROM webhooks ORDER BY id`);
+      expect(rows.map((r) => r.secret)).toEqual([`whsec_${key.toString('base64')}`, already]);
+      expect(rows[0]!.secret).toMatch(/[+/]/);
+    } finally {
+      await db.close();
+      await db.dropSchema();
     }
   });
 });
