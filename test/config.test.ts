@@ -8,7 +8,10 @@ describe('config', () => {
       port: 8080, host: '127.0.0.1', databaseUrl: undefined, dataDir: './data', heartbeatTimeoutSec: 60,
       maxBackfillSec: 604_800, flushIntervalMs: 1000, sweepIntervalSec: 10, scheduler: 'app', rateLimit: 0,
       retentionDays: undefined, corsOrigins: [], logLevel: 'info', schema: 'public', heartbeatLane: true,
+      webhookRotationOverlapSec: 86_400, webhookAllowPrivate: false,
     });
+    expect(loadConfig({ CK_WEBHOOK_ALLOW_PRIVATE: 'true', CK_WEBHOOK_ROTATION_OVERLAP: '60' }))
+      .toMatchObject({ webhookAllowPrivate: true, webhookRotationOverlapSec: 60 });
     expect(loadConfig({ CK_HEARTBEAT_LANE: 'off' }).heartbeatLane).toBe(false);
   });
 
@@ -20,6 +23,8 @@ describe('config', () => {
     ['CK_SCHEDULER', 'cron'],
     ['CK_DB_SCHEMA', 'Robert"); DROP'],
     ['CK_HEARTBEAT_LANE', 'yes'],
+    ['CK_WEBHOOK_ALLOW_PRIVATE', '1'],
+    ['CK_WEBHOOK_ROTATION_OVERLAP', '-5'],
   ])('rejects %s=%s naming the variable', (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(name));
   });
