@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { verifyWebhook } from '../client/src/webhooks.js';
 import { loadMigrations, migrate } from '../src/db/migrate.js';
 import { BACKENDS, openTestDb, startServer, type TestServer } from './helpers.js';
 import { rejection, startReceiver } from './webhook-receiver.js';
@@ -77,6 +78,8 @@ describe.each(BACKENDS)('Standard Webhooks (%s)', (backend) => {
       const id = await change(s, 'tamper', 'Busy');
       const r = await waitFor('a delivery', () => rx.acked().find((x) => x.event.id === id));
       expect(rejection(hook.secret, r)).toBeNull();
+      // ck-client's verifier agrees.
+      expect(verifyWebhook(hook.secret, r.headers, r.raw)).toEqual(r.body);
       expect(rejection(hook.secret, { ...r, raw: r.raw.replace('"Busy"', '"Away"') })).toMatch(/signature/i);
       expect(rejection(hook.secret, { ...r, headers: { ...r.headers, 'webhook-id': `${id}0` } })).toMatch(/signature/i);
       // The same delivery replayed six minutes later: outside the library's 5-minute tolerance.

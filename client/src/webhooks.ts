@@ -1,6 +1,12 @@
 // Verifies Standard Webhooks signatures (https://www.standardwebhooks.com) in Node receivers. A separate
 // entry point (`ck-client/webhooks`), so node:crypto stays out of the browser bundle.
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import type { StateEvent } from './types.js';
+
+/** A ck webhook body (docs/webhooks.md): a state change, or a ping from `POST /webhooks/:id/test`. */
+export type WebhookMessage =
+  | { type: 'user.state_changed'; timestamp: string; data: StateEvent }
+  | { type: 'webhook.test'; timestamp: string; data: { webhook_id: string } };
 
 export class WebhookVerificationError extends Error {
   override name = 'WebhookVerificationError';
@@ -21,17 +27,20 @@ function header(headers: HeaderBag, name: string): string {
 
 /**
  * Checks a webhook delivery and returns its parsed JSON body; throws WebhookVerificationError otherwise.
- * `body` must be the raw request body, byte for byte (not re-serialized JSON).
+ * `body` must be the raw request body, byte for byte (not re-serialized JSON). De-duplicate by the
+ * `webhook-id` header: a retry carries the same one.
  *
- * @param secret the endpoint's signing secret, `whsec_<base64>`
+ * @param secret the endpoint's signing secret, `whsec_<base64>` (a secret from before ck used Standard
+ *   Webhooks, `whsec_<base64url>`, is accepted as is: its key bytes are the same)
  * @param headers the request headers (`webhook-id`, `webhook-timestamp`, `webhook-signature`)
  * @example
  * app.post('/ck', express.raw({ type: 'application/json' }), (req, res) => {
- *   const event = verifyWebhook(process.env.CK_WEBHOOK_SECRET, req.headers, req.body);
+ *   const msg = verifyWebhook(process.env.CK_WEBHOOK_SECRET, req.headers, req.body);
+ *   if (msg.type === 'user.state_changed') console.log(msg.data.user_id, '->', msg.data.state);
  *   res.sendStatus(204);
  * });
  */
-export function verifyWebhook(secret: string, headers: HeaderBag, body: string | Uint8Array, opts: { now?: number } = {}): unknown {
+export function verifyWebhook(secret: string, headers: HeaderBag, body: string | Uint8Array, opts: { now?: number } = {}): WebhookMessage {
   const id = header(headers, 'webhook-id');
   const ts = header(headers, 'webhook-timestamp');
   const signatures = header(headers, 'webhook-signature');
@@ -40,6 +49,7 @@ export function verifyWebhook(secret: string, headers: HeaderBag, body: string |
   const now = Math.floor((opts.now ?? Date.now()) / 1000);
   if (Math.abs(now - Number(ts)) > TOLERANCE) throw new WebhookVerificationError('webhook-timestamp is more than 5 minutes away from now');
 
+  // Node's base64 decoder also reads base64url, so old ck secrets need no conversion here.
   const key = Buffer.from(secret.startsWith('whsec_') ? secret.slice(6) : secret, 'base64');
   const raw = typeof body === 'string' ? Buffer.from(body) : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
   const expected = createHmac('sha256', key).update(`${id}.${ts}.`).update(raw).digest();
@@ -51,7 +61,7 @@ export function verifyWebhook(secret: string, headers: HeaderBag, body: string |
   });
   if (!ok) throw new WebhookVerificationError('no matching signature');
   try {
-    return JSON.parse(raw.toString('utf8'));
+    return JSON.parse(raw.toString('utf8')) as WebhookMessage;
   } catch {
     throw new WebhookVerificationError('body is not JSON');
   }

@@ -5,7 +5,11 @@ import { verifyWebhook, WebhookVerificationError } from '../../src/webhooks.js';
 // The reference implementation signs; ours verifies.
 const secret = `whsec_${Buffer.from('a-32-byte-secret-for-the-tests!!').toString('base64')}`;
 const other = `whsec_${Buffer.from('another-secret-another-secret!!!').toString('base64')}`;
-const body = JSON.stringify({ type: 'state', data: { user_id: 'alice', state: 'Busy' } });
+// A body as ck sends it.
+const body = JSON.stringify({
+  type: 'user.state_changed', timestamp: '2026-11-28T09:30:00.000Z',
+  data: { id: '4711', user_id: 'alice', session_id: null, state: 'Busy', previous_state: 'Online', timestamp: '2026-11-28T09:30:00.000Z', source: 'client', content: null },
+});
 
 function signed(at = new Date(), s = secret, id = 'msg_1', payload = body) {
   const sig = new Webhook(s).sign(id, at, payload);
@@ -35,6 +39,14 @@ describe('verifyWebhook', () => {
     expect(() => verifyWebhook(secret, { ...h, 'webhook-signature': h['webhook-signature'].replace('v1,', 'v2,') }, body)).toThrow('no matching signature');
     expect(() => verifyWebhook(secret, { ...h, 'webhook-id': 'msg_2' }, body)).toThrow('no matching signature');
     expect(() => verifyWebhook(secret, { 'webhook-id': 'x' }, body)).toThrow('missing');
+  });
+
+  it('accepts a secret in the base64url form ck issued before Standard Webhooks (same key bytes)', () => {
+    const h = signed();
+    const old = `whsec_${Buffer.from(secret.slice(6), 'base64').toString('base64url')}`;
+    expect(old).not.toBe(secret);
+    const msg = verifyWebhook(old, h, body);
+    expect(msg.type === 'user.state_changed' && msg.data.state).toBe('Busy');
   });
 
   it('allows 5 minutes of clock difference either way, no more', () => {
