@@ -41,6 +41,9 @@ export function refusedBecause(address: string): string | undefined {
   return LISTS.find(({ list }) => list.check(address, family))?.reason;
 }
 
+/** The only schemes a webhook may use (the route validates input with it; delivery re-checks). */
+export const isWebProtocol = (url: URL) => url.protocol === 'http:' || url.protocol === 'https:';
+
 export class DestinationRefused extends Error {
   override name = 'DestinationRefused';
 }
@@ -57,7 +60,7 @@ export interface Destination {
  * @example await resolveDestination(new URL('https://example.com/hook'), false) // { address: '93.184.215.14', family: 4 }
  */
 export async function resolveDestination(url: URL, allowPrivate: boolean): Promise<Destination> {
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new DestinationRefused('only http and https are allowed');
+  if (!isWebProtocol(url)) throw new DestinationRefused('only http and https are allowed');
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
   let addresses: { address: string; family: number }[];
   if (isIP(host)) {

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { type TSchema, Type } from '@sinclair/typebox';
-import { DestinationRefused, resolveDestination } from '../../webhooks/destination.js';
+import { DestinationRefused, isWebProtocol, resolveDestination } from '../../webhooks/destination.js';
 import { sendAttempt } from '../../webhooks/send.js';
 import {
   createWebhook, deleteWebhook, enableWebhook, listDeliveries, listWebhooks, rotateSecret, webhookExists, webhookTarget,
@@ -58,7 +58,7 @@ function httpUrl(raw: string): string {
   } catch {
     throw ERRORS.invalid('body', '/url', 'must be an absolute http:// or https:// URL');
   }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw ERRORS.invalid('body', '/url', 'must use http or https');
+  if (!isWebProtocol(u)) throw ERRORS.invalid('body', '/url', 'must use http or https');
   // Credentials in a URL are secrets that would be shown back and logged (and fetch refuses them).
   // Receivers authenticate ck by its signature (docs/webhooks.md).
   if (u.username || u.password) throw ERRORS.invalid('body', '/url', 'must not contain credentials (user:password@); verify the signature instead');
