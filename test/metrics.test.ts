@@ -27,8 +27,12 @@ describe.each(BACKENDS)('GET /metrics (%s)', (backend) => {
   let s: TestServer;
   const clock = new ManualClock();
   beforeAll(async () => {
-    // Long flush interval and timeout: only the test's own flush() writes buffered heartbeats.
-    const env = { CK_SCHEDULER: 'app', CK_SWEEP_INTERVAL: '1', CK_HEARTBEAT_TIMEOUT: '3600', CK_FLUSH_INTERVAL_MS: '60000' };
+    // Long flush interval and timeout: only the test's own flush() writes buffered heartbeats. The dead
+    // webhook endpoint is on 127.0.0.1, a private destination.
+    const env = {
+      CK_SCHEDULER: 'app', CK_SWEEP_INTERVAL: '1', CK_HEARTBEAT_TIMEOUT: '3600', CK_FLUSH_INTERVAL_MS: '60000',
+      CK_WEBHOOK_ALLOW_PRIVATE: 'true',
+    };
     s = await startServer(backend, { clock, env });
   });
   afterAll(() => s.close());
