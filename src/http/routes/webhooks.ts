@@ -59,7 +59,7 @@ function httpUrl(raw: string): string {
     throw ERRORS.invalid('body', '/url', 'must be an absolute http:// or https:// URL');
   }
   if (!isWebProtocol(u)) throw ERRORS.invalid('body', '/url', 'must use http or https');
-  // Credentials in a URL are secrets that would be shown back and logged (and fetch refuses them).
+  // Credentials in a URL are secrets that would be shown back and logged.
   // Receivers authenticate ck by its signature (docs/webhooks.md).
   if (u.username || u.password) throw ERRORS.invalid('body', '/url', 'must not contain credentials (user:password@); verify the signature instead');
   return u.href;
