@@ -153,6 +153,13 @@ describe.each(BACKENDS)('Standard Webhooks (%s)', (backend) => {
       // A ping is not a delivery: nothing logged, nothing retried.
       expect(await deliveries(s, hook.id)).toEqual([]);
       await s.req('DELETE', `/webhooks/${hook.id}`);
+      // A host name: resolved and checked once, then connected to through the pinned lookup.
+      answer = 200;
+      const named = (await s.req('POST', '/webhooks', { url: `${rx.url.replace('127.0.0.1', 'localhost')}/named`, user_ids: ['named'] })).body;
+      expect((await s.req('POST', `/webhooks/${named.id}/test`)).body).toMatchObject({ ok: true, status: 200 });
+      const event = await change(s, 'named', 'Busy');
+      await waitFor('a delivery to a host name', () => rx.acked('/named').some((r) => r.event?.id === event) || undefined);
+      await s.req('DELETE', `/webhooks/${named.id}`);
       const closed = (await s.req('POST', '/webhooks', { url: 'http://127.0.0.1:9/closed', user_ids: ['nobody'] })).body;
       const refused = (await s.req('POST', `/webhooks/${closed.id}/test`)).body;
       expect(refused).toMatchObject({ ok: false, status: null });
@@ -207,10 +214,17 @@ describe.each(BACKENDS)('safe destinations (%s)', (backend) => {
         `INSERT INTO webhooks (url, secret) VALUES ($1, 'whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTEyMzQ=') RETURNING id::text`, [rx.url],
       );
       const id = rows[0]!.id;
+      const named = (await s.db.query<{ id: string }>(
+        `INSERT INTO webhooks (url, secret) VALUES ($1, 'whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTEyMzQ=') RETURNING id::text`,
+        [rx.url.replace('127.0.0.1', 'localhost')],
+      )).rows[0]!.id;
       const event = await change(s, 'ssrf', 'Busy');
       const d = await waitFor('refused attempts', async () => (await deliveries(s, id)).find((x) => x.event_id === event && x.attempts >= 2));
       expect(d).toMatchObject({ status: 'pending', last_status: null });
       expect(d.last_error).toMatch(/^destination refused: 127\.0\.0\.1, a loopback address/);
+      const n = await waitFor('refused attempts by name', async () => (await deliveries(s, named)).find((x) => x.event_id === event && x.attempts >= 1));
+      expect(n.last_error).toMatch(/^destination refused: "localhost" resolves to 127\.0\.0\.1, a loopback address/);
+      await s.req('DELETE', `/webhooks/${named}`);
       expect((await s.req('POST', `/webhooks/${id}/test`)).body).toMatchObject({ ok: false, status: null, error: expect.stringMatching(/loopback/) });
       expect(rx.got).toEqual([]);
       await s.req('DELETE', `/webhooks/${id}`);

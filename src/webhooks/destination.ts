@@ -48,16 +48,14 @@ export class DestinationRefused extends Error {
   override name = 'DestinationRefused';
 }
 
-export interface Destination {
-  address: string;
-  family: 4 | 6;
-}
+/** The checked addresses of a host, in resolver order; a request connects to these only. */
+export type Destination = { address: string; family: 4 | 6 }[];
 
 /**
  * Resolves a webhook URL's host and checks every address it has. Throws DestinationRefused with the
  * reason (unresolvable, or an internal address) unless `allowPrivate`.
  *
- * @example await resolveDestination(new URL('https://example.com/hook'), false) // { address: '93.184.215.14', family: 4 }
+ * @example await resolveDestination(new URL('https://example.com/hook'), false) // [{ address: '93.184.215.14', family: 4 }]
  */
 export async function resolveDestination(url: URL, allowPrivate: boolean): Promise<Destination> {
   if (!isWebProtocol(url)) throw new DestinationRefused('only http and https are allowed');
@@ -83,6 +81,5 @@ export async function resolveDestination(url: URL, allowPrivate: boolean): Promi
       }
     }
   }
-  const first = addresses[0]!;
-  return { address: first.address, family: first.family === 6 ? 6 : 4 };
+  return addresses.map(({ address, family }) => ({ address, family: family === 6 ? 6 : 4 }));
 }

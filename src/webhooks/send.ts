@@ -80,12 +80,12 @@ export async function sendAttempt(a: Attempt): Promise<AttemptOutcome> {
   }
 }
 
-/** POSTs to `dest` (never resolving the host again) and answers the status; the body is not read. */
+/** POSTs to an address of `dest` (never resolving the host again) and answers the status; the body is not read. */
 function post(url: URL, dest: Destination, headers: Record<string, string>, body: string, signal: AbortSignal): Promise<number> {
-  // Node calls lookup with { all: true } when it may try several addresses: answer the pinned one only.
+  // Node asks for every address when it may try several (happy eyeballs): the checked ones, and no others.
   const pinned = ((_host: string, opts: { all?: boolean }, cb: (...args: unknown[]) => void) => {
-    if (opts.all) cb(null, [dest]);
-    else cb(null, dest.address, dest.family);
+    if (opts.all) cb(null, dest);
+    else cb(null, dest[0]!.address, dest[0]!.family);
   }) as unknown as LookupFunction;
   return new Promise((resolve, reject) => {
     const req = (url.protocol === 'https:' ? https : http).request(url, {
