@@ -66,14 +66,21 @@ function httpUrl(raw: string): string {
 }
 
 /** Refuses (422 at `/url`) a destination resolving to an internal address, unless allowed. */
-async function safeDestination(url: string, allowPrivate: boolean): Promise<void> {
+async function safeDestination(url: string, allowPrivate: boolean, timeoutMs: number): Promise<void> {
   // Nothing to refuse when private addresses are allowed: no DNS lookup at registration then.
   if (allowPrivate) return;
+  let timer: NodeJS.Timeout | undefined;
+  // A resolver that does not answer must not hold the request for long.
+  const slow = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new DestinationRefused(`resolving the host took over ${timeoutMs / 1000} s`)), timeoutMs);
+  });
   try {
-    await resolveDestination(new URL(url), false);
+    await Promise.race([resolveDestination(new URL(url), false), slow]);
   } catch (err) {
     if (err instanceof DestinationRefused) throw ERRORS.destinationRefused('body', '/url', err.message);
     throw err;
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -100,7 +107,7 @@ export default async function webhooks(app: App) {
     for (const [i, name] of (body.states ?? []).entries()) {
       if (!(await states.get(name))) throw ERRORS.invalid('body', `/states/${i}`, `"${name}" is not a registered state`);
     }
-    await safeDestination(url, config.webhookAllowPrivate);
+    await safeDestination(url, config.webhookAllowPrivate, config.webhookTimeoutMs);
     const created = await createWebhook(db, { url, user_ids: body.user_ids ?? null, states: body.states ?? null });
     return reply.status(201).send(created);
   });
