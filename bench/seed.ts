@@ -54,11 +54,19 @@ export async function seedPopulation(db: Db, n: number, withHistory: number, now
 /**
  * Each of the users (prefix) not Offline gets their session "default", with its history, as migration
  * 000015 leaves a database from before sessions: the session is what the sweep expires and what a
- * heartbeat finds alive (a user row without one is a user with no alive session). History: the user's
- * timeline copied, or for a user without one, their state since state_since.
+ * heartbeat finds alive (a user row without one is a user with no alive session). A user without a
+ * timeline first gets one row, their state since state_since, so the timeline, the session's history and
+ * the user row agree (else the first recompute writes that row, an event nobody sent).
  */
 async function defaultSessions(db: Db, prefix: string): Promise<void> {
   const mine = `u.user_id BETWEEN $1::text || '0000000' AND $1::text || '9999999'`;
+  await db.query(
+    `INSERT INTO checkpoints (user_id, state, ts, source, session_id, received_at)
+     SELECT u.user_id, u.current_state, u.state_since, 'client', 'default', u.state_since
+       FROM user_sessions u WHERE ${mine} AND u.current_state <> 'Offline'
+        AND NOT EXISTS (SELECT 1 FROM checkpoints c WHERE c.user_id = u.user_id)`,
+    [prefix],
+  );
   await db.query(
     `INSERT INTO sessions (user_id, session_id, state, state_since, last_heartbeat, last_active, started_at)
      SELECT u.user_id, 'default', u.current_state, u.state_since, u.last_heartbeat, u.last_heartbeat, u.state_since
@@ -69,13 +77,6 @@ async function defaultSessions(db: Db, prefix: string): Promise<void> {
     `INSERT INTO session_checkpoints (user_id, session_id, state, ts, content, source, received_at)
      SELECT c.user_id, 'default', c.state, c.ts, c.content, c.source, c.received_at
        FROM checkpoints c JOIN user_sessions u ON u.user_id = c.user_id WHERE ${mine} ORDER BY c.id`,
-    [prefix],
-  );
-  await db.query(
-    `INSERT INTO session_checkpoints (user_id, session_id, state, ts, source, received_at)
-     SELECT u.user_id, 'default', u.current_state, u.state_since, 'client', u.state_since
-       FROM user_sessions u WHERE ${mine} AND u.current_state <> 'Offline'
-        AND NOT EXISTS (SELECT 1 FROM checkpoints c WHERE c.user_id = u.user_id)`,
     [prefix],
   );
 }
