@@ -9,8 +9,10 @@ export interface CommitWindow {
   writes: number;
   /** pg_stat_wal.wal_sync (cluster-wide): WAL flushes to disk. */
   walSyncs: number;
-  /** Checkpoint rows the schema gained. */
+  /** Checkpoint rows (the users' timelines) the schema gained. */
   rows: number;
+  /** Session checkpoint rows (the sessions' own histories) the schema gained. */
+  sessionRows: number;
 }
 
 interface Reading {
@@ -19,16 +21,18 @@ interface Reading {
   xid: number;
   syncs: number;
   rows: number;
+  sessionRows: number;
 }
 
 async function read(db: Db): Promise<Reading> {
-  const { rows } = await db.query<{ commits: string; xid: string; syncs: string; rows: string }>(
+  const { rows } = await db.query<{ commits: string; xid: string; syncs: string; rows: string; session_rows: string }>(
     `SELECT (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database())::text AS commits,
             pg_snapshot_xmax(pg_current_snapshot())::text AS xid,
             (SELECT wal_sync FROM pg_stat_wal)::text AS syncs,
-            (SELECT count(*) FROM checkpoints)::text AS rows`);
+            (SELECT count(*) FROM checkpoints)::text AS rows,
+            (SELECT count(*) FROM session_checkpoints)::text AS session_rows`);
   const r = rows[0]!;
-  return { at: performance.now(), commits: Number(r.commits), xid: Number(r.xid), syncs: Number(r.syncs), rows: Number(r.rows) };
+  return { at: performance.now(), commits: Number(r.commits), xid: Number(r.xid), syncs: Number(r.syncs), rows: Number(r.rows), sessionRows: Number(r.session_rows) };
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -52,11 +56,12 @@ export async function commitWindow(db: Db, durationSec: number): Promise<CommitW
     writes: b.xid - a.xid,
     walSyncs: b.syncs - a.syncs,
     rows: b.rows - a.rows,
+    sessionRows: b.sessionRows - a.sessionRows,
   };
 }
 
 /** Several windows as one (sums). */
 export function sumWindows(ws: CommitWindow[]): CommitWindow {
   const sum = (f: (w: CommitWindow) => number) => ws.reduce((a, w) => a + f(w), 0);
-  return { sec: sum((w) => w.sec), commits: sum((w) => w.commits), writes: sum((w) => w.writes), walSyncs: sum((w) => w.walSyncs), rows: sum((w) => w.rows) };
+  return { sec: sum((w) => w.sec), commits: sum((w) => w.commits), writes: sum((w) => w.writes), walSyncs: sum((w) => w.walSyncs), rows: sum((w) => w.rows), sessionRows: sum((w) => w.sessionRows) };
 }

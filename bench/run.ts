@@ -10,6 +10,8 @@ import { fanout } from './scenarios/fanout.js';
 import { heartbeat } from './scenarios/heartbeat.js';
 import { newUsers } from './scenarios/new-users.js';
 import { scale } from './scenarios/scale.js';
+import { sessions, sessionsCheckpoint, sessionsNew } from './scenarios/sessions.js';
+import { sessionsScale } from './scenarios/sessions-scale.js';
 import { killChildren, ROOT } from './service.js';
 import { requireWrk } from './wrk.js';
 
@@ -18,9 +20,12 @@ import { requireWrk } from './wrk.js';
  * Env: BENCH_DURATION (s per HTTP run, default 10), BENCH_SCENARIOS (comma list), BENCH_USERS (1000000).
  * Runs the built service (dist/): `npm run build` first. HTTP load comes from wrk (`apt-get install wrk`).
  */
-const SCENARIOS: Record<string, Scenario> = { heartbeat, cold, new: newUsers, batch, checkpoint, fanout, scale };
+const SCENARIOS: Record<string, Scenario> = {
+  heartbeat, cold, new: newUsers, batch, checkpoint, fanout, scale,
+  sessions, 'sessions-new': sessionsNew, 'sessions-checkpoint': sessionsCheckpoint, 'sessions-scale': sessionsScale,
+};
 /** Scenarios that do not need wrk. */
-const NO_WRK = new Set(['scale', 'fanout']);
+const NO_WRK = new Set(['scale', 'fanout', 'sessions-scale']);
 
 function positiveInt(name: string, def: number): number {
   const raw = process.env[name];

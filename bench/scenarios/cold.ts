@@ -35,7 +35,7 @@ export const cold: Scenario = async (ctx) => {
   ctx.log(`cold: ${fmt.int(USERS)} users online, then ck started and restarted`);
   const db = await backend.open();
   await seedOnline(db, 'cold', USERS, Date.now());
-  await vacuum(db, 'user_sessions');
+  await vacuum(db, 'user_sessions', 'sessions', 'session_checkpoints');
   await db.close();
   const first = await startService(backend, key);
   ctx.defer(() => first.stop());

@@ -33,7 +33,7 @@ export const scale: Scenario = async (ctx) => {
   const load = await timed(async () => {
     await seedPopulation(db, n, tenth, loadedAt);
     await seedYear(db, YEAR_USER, loadedAt);
-    await vacuum(db, 'user_sessions', 'checkpoints', 'summary_progress');
+    await vacuum(db, 'user_sessions', 'sessions', 'checkpoints', 'session_checkpoints', 'summary_progress');
   });
 
   ctx.log('scale: sweeps');
@@ -44,7 +44,7 @@ export const scale: Scenario = async (ctx) => {
     idle.push(r.ms);
   }
   await silence(db, n - tenth + 1, n, loadedAt);
-  await vacuum(db, 'user_sessions');
+  await vacuum(db, 'user_sessions', 'sessions');
   const sweep = await timed(() => sweepOffline(db, liveness(timeoutSec), sweepAt, tenth));
 
   ctx.log('scale: aggregating summaries');
@@ -57,7 +57,7 @@ export const scale: Scenario = async (ctx) => {
     }
   });
   await refreshHeartbeats(db);
-  await vacuum(db, 'user_sessions', 'checkpoints', 'state_summaries', 'summary_progress');
+  await vacuum(db, 'user_sessions', 'sessions', 'checkpoints', 'session_checkpoints', 'state_summaries', 'summary_progress');
   await db.close();
   open = false;
 
