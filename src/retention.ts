@@ -24,10 +24,7 @@ export type RetentionResult = { checkpoints_deleted: number; session_history_del
 export async function deleteOldCheckpoints(
   db: Queryable, beforeMs: number, batch: number,
 ): Promise<{ deleted: number; passed: number }> {
-  const { rows } = await db.query<{ deleted: number; passed: number }>(
-    'SELECT deleted, passed FROM ck_delete_old_checkpoints($1, $2)', [iso(beforeMs), batch],
-  );
-  return rows[0]!;
+  return walkBatch(db, 'ck_delete_old_checkpoints', beforeMs, batch);
 }
 
 /**
@@ -38,10 +35,27 @@ export async function deleteOldCheckpoints(
 export async function deleteOldSessionHistory(
   db: Queryable, beforeMs: number, batch: number,
 ): Promise<{ deleted: number; passed: number }> {
-  const { rows } = await db.query<{ deleted: number; passed: number }>(
-    'SELECT deleted, passed FROM ck_delete_old_session_history($1, $2)', [iso(beforeMs), batch],
-  );
+  return walkBatch(db, 'ck_delete_old_session_history', beforeMs, batch);
+}
+
+type Walk = 'ck_delete_old_checkpoints' | 'ck_delete_old_session_history';
+type Batch = { deleted: number; passed: number };
+
+/** One batch of a positioned retention walk (both SQL functions share the signature). */
+async function walkBatch(db: Queryable, fn: Walk, beforeMs: number, batch: number): Promise<Batch> {
+  const { rows } = await db.query<Batch>(`SELECT deleted, passed FROM ${fn}($1, $2)`, [iso(beforeMs), batch]);
   return rows[0]!;
+}
+
+/** Runs a walk's batches until it has caught up (a short batch) or `statements` ran; the rows deleted. */
+async function drain(step: () => Promise<Batch>, batch: number, statements: number): Promise<number> {
+  let deleted = 0;
+  for (let i = 0; i < statements; i++) {
+    const r = await step();
+    deleted += r.deleted;
+    if (r.passed < batch) break;
+  }
+  return deleted;
 }
 
 /** Deletes at most `batch` job_runs rows started before `beforeMs`. */
@@ -61,17 +75,9 @@ export async function runRetention(
   const batch = opts.batch ?? 10_000;
   const statements = opts.statements ?? 5;
   const before = nowMs - days * DAY_MS;
-  const result: RetentionResult = { checkpoints_deleted: 0, session_history_deleted: 0, job_runs_deleted: 0 };
-  for (let i = 0; i < statements; i++) {
-    const { deleted, passed } = await deleteOldCheckpoints(db, before, batch);
-    result.checkpoints_deleted += deleted;
-    if (passed < batch) break;
-  }
-  for (let i = 0; i < statements; i++) {
-    const { deleted, passed } = await deleteOldSessionHistory(db, before, batch);
-    result.session_history_deleted += deleted;
-    if (passed < batch) break;
-  }
-  result.job_runs_deleted = await pruneJobRuns(db, nowMs - JOB_RUNS_KEEP_DAYS * DAY_MS, batch);
-  return result;
+  return {
+    checkpoints_deleted: await drain(() => deleteOldCheckpoints(db, before, batch), batch, statements),
+    session_history_deleted: await drain(() => deleteOldSessionHistory(db, before, batch), batch, statements),
+    job_runs_deleted: await pruneJobRuns(db, nowMs - JOB_RUNS_KEEP_DAYS * DAY_MS, batch),
+  };
 }
