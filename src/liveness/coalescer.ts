@@ -2,30 +2,7 @@ import { Batcher } from '../db/batcher.js';
 import type { Db } from '../db/types.js';
 import type { Clock, Timeouts } from '../time.js';
 import { type Beat, type Buffered, flushHeartbeats, type Liveness, readLiveness, type StoredLiveness, writeHeartbeats } from './heartbeats.js';
-
-/** A session this instance holds. */
-interface SessionEntry {
-  id: string;
-  user: UserEntry;
-  state: string;
-  /** Newest last_heartbeat / last_active known to be stored. */
-  persisted: number;
-  activePersisted: number;
-  /** Newest heartbeat (and newest active one) acknowledged but not yet flushed; 0 when none. */
-  pendingAt: number;
-  pendingActiveAt: number;
-}
-
-/** A user this instance holds: their state as stored, good until `validUntil` unless someone writes. */
-interface UserEntry {
-  user: string;
-  state: string;
-  stateSince: number;
-  validUntil: number;
-  /** Another writer changed the user: the next heartbeat takes the slow path and re-reads it. */
-  stale: boolean;
-  sessions: SessionEntry[];
-}
+import { Held, NONE } from './held.js';
 
 export interface CoalescerOptions {
   db: Db;
@@ -57,9 +34,9 @@ export { DEFAULT_SESSION } from './heartbeats.js';
  * session while a buffered heartbeat of it waits for its flush.
  */
 export class Coalescer {
-  private users = new Map<string, UserEntry>();
-  // Sessions with a buffered heartbeat, each once: cheaper than a Map rebuilt per flush.
-  private pending: SessionEntry[] = [];
+  private readonly held = new Held();
+  // Session slots with a buffered heartbeat, each once: cheaper than a Map rebuilt per flush.
+  private pending: number[] = [];
   private flushing?: Promise<void>;
   private timer?: NodeJS.Timeout;
   private readonly timeoutMs: number;
@@ -120,26 +97,27 @@ export class Coalescer {
   }
 
   private fast(user: string, session: string, active: boolean, now: number): Liveness | undefined {
-    const u = this.users.get(user);
-    if (!u || u.stale || now >= u.validUntil) return undefined;
-    let s: SessionEntry | undefined;
-    for (const x of u.sessions) if (x.id === session) s = x;
-    if (!s || s.persisted + this.timeoutMs - this.marginMs <= now) return undefined;
+    const h = this.held;
+    const u = h.user(user);
+    if (u === NONE || h.stale(u) || now >= h.validUntil(u)) return undefined;
+    const s = h.session(u, session);
+    if (s === NONE || h.persisted(s) + this.timeoutMs - this.marginMs <= now) return undefined;
     // An active heartbeat may bring the session back from idle, or must be stored before its idle decay.
-    if (active && (s.state === 'Away' || (s.state === 'Online' && this.idleMs > 0 && s.activePersisted + this.idleMs - this.marginMs <= now))) {
-      return undefined;
+    if (active) {
+      const state = h.sessionState(s);
+      if (state === 'Away' || (state === 'Online' && this.idleMs > 0 && h.activePersisted(s) + this.idleMs - this.marginMs <= now)) {
+        return undefined;
+      }
     }
-    if (s.pendingAt === 0) this.pending.push(s);
-    if (now > s.pendingAt) s.pendingAt = now;
-    if (active && now > s.pendingActiveAt) s.pendingActiveAt = now;
+    if (h.buffer(s, now, active ? now : 0)) this.pending.push(s);
     this.coalesced++;
-    return { user_id: user, state: u.state, state_since: u.stateSince, last_heartbeat: now };
+    return { user_id: user, state: h.state(u), state_since: h.since(u), last_heartbeat: now };
   }
 
   /** A heartbeat not on the fast path: read with others; written first only if it may change state. */
   private async slow(b: Beat): Promise<Liveness> {
-    const held = this.users.get(b.user);
-    if (!held || held.stale) {
+    const u = this.held.user(b.user);
+    if (u === NONE || this.held.stale(u)) {
       const stored = await this.lookups.submit(b.user);
       if (stored.length > 0) {
         this.remember(stored, true);
@@ -154,14 +132,17 @@ export class Coalescer {
 
   /** Marks a user's cached state stale after another write changed it; the next heartbeat re-reads it. */
   forget(user: string): void {
-    const u = this.users.get(user);
-    if (u) u.stale = true;
+    const u = this.held.user(user);
+    if (u !== NONE) this.held.markStale(u);
   }
 
   /** The newest buffered (not yet flushed) heartbeat of a user's sessions, if any. */
   pendingFor(user: string): number | undefined {
+    const h = this.held;
+    const u = h.user(user);
+    if (u === NONE) return undefined;
     let newest = 0;
-    for (const s of this.users.get(user)?.sessions ?? []) if (s.pendingAt > newest) newest = s.pendingAt;
+    for (let s = h.firstSession(u); s !== NONE; s = h.nextSession(s)) if (h.pendingAt(s) > newest) newest = h.pendingAt(s);
     return newest || undefined;
   }
 
@@ -180,14 +161,14 @@ export class Coalescer {
   }
 
   private async doFlush(): Promise<void> {
+    const h = this.held;
     const batch = this.pending;
     this.pending = [];
-    const beats: Buffered[] = batch.map((s) => ({ user: s.user.user, session: s.id, at: s.pendingAt, activeAt: s.pendingActiveAt }));
+    const beats: Buffered[] = batch.map((s) => ({ user: h.userId(h.ownerOf(s)), session: h.sessionId(s), at: h.pendingAt(s), activeAt: h.pendingActiveAt(s) }));
+    // A slot freed while its heartbeat is written may be reused: the generation tells them apart.
+    const gens = batch.map((s) => h.generation(s));
     // From here a new heartbeat re-queues its session for the next flush.
-    for (const s of batch) {
-      s.pendingAt = 0;
-      s.pendingActiveAt = 0;
-    }
+    for (const s of batch) h.clearPending(s);
     const started = performance.now();
     let done = 0;
     try {
@@ -196,8 +177,7 @@ export class Coalescer {
         const written = await flushHeartbeats(this.opts.db, chunk, this.opts.timeouts);
         for (let i = 0; i < chunk.length; i++) {
           const s = batch[done + i]!;
-          if (chunk[i]!.at > s.persisted) s.persisted = chunk[i]!.at;
-          if (chunk[i]!.activeAt > s.activePersisted) s.activePersisted = chunk[i]!.activeAt;
+          if (h.generation(s) === gens[done + i]) h.stored(s, chunk[i]!.at, chunk[i]!.activeAt);
         }
         if (written.length) {
           this.remember(written);
@@ -210,9 +190,8 @@ export class Coalescer {
       // Re-queue what was not written; a newer heartbeat that arrived meanwhile wins.
       for (let i = done; i < batch.length; i++) {
         const s = batch[i]!;
-        if (s.pendingAt === 0) this.pending.push(s);
-        if (beats[i]!.at > s.pendingAt) s.pendingAt = beats[i]!.at;
-        if (beats[i]!.activeAt > s.pendingActiveAt) s.pendingActiveAt = beats[i]!.activeAt;
+        if (h.generation(s) !== gens[i]) continue;
+        if (h.buffer(s, beats[i]!.at, beats[i]!.activeAt)) this.pending.push(s);
       }
       this.opts.onError?.(err);
       throw err;
@@ -224,50 +203,33 @@ export class Coalescer {
    * `complete`: the rows are all of each user's alive sessions (a lookup), so sessions not among them ended.
    */
   private remember(rows: StoredLiveness[], complete = false): void {
+    const h = this.held;
     if (complete) {
       const alive = new Set(rows.map((r) => `${r.user_id}\u0000${r.session_id}`));
       for (const user of new Set(rows.map((r) => r.user_id))) {
-        const u = this.users.get(user);
-        if (u) u.sessions = u.sessions.filter((s) => alive.has(`${user}\u0000${s.id}`) || s.pendingAt !== 0);
+        const u = h.user(user);
+        if (u === NONE) continue;
+        for (let s = h.firstSession(u); s !== NONE;) {
+          const next = h.nextSession(s);
+          if (!alive.has(`${user}\u0000${h.sessionId(s)}`) && h.pendingAt(s) === 0) h.removeSession(s);
+          s = next;
+        }
       }
     }
     for (const r of rows) {
-      let u = this.users.get(r.user_id);
-      if (!u) {
-        // Every field present from the start: one object shape, no property store added later.
-        u = { user: r.user_id, state: '', stateSince: 0, validUntil: 0, stale: false, sessions: [] };
-        this.users.set(r.user_id, u);
-      }
-      u.state = this.canonical(r.state);
-      u.stateSince = r.state_since;
-      u.validUntil = r.valid_until ?? Number.POSITIVE_INFINITY;
-      u.stale = false;
+      const u = h.userOrNew(r.user_id);
+      h.setUser(u, r.state, r.state_since, r.valid_until ?? Number.POSITIVE_INFINITY);
       if (r.session_id === null) continue;
-      let s: SessionEntry | undefined;
-      for (const x of u.sessions) if (x.id === r.session_id) s = x;
+      let s = h.session(u, r.session_id);
       if (r.session_state === null) {
         // The session ended: forget it (a buffered heartbeat of it goes through the slow path at the flush).
-        if (s && s.pendingAt === 0) u.sessions = u.sessions.filter((x) => x !== s);
+        if (s !== NONE && h.pendingAt(s) === 0) h.removeSession(s);
         continue;
       }
-      if (!s) {
-        s = { id: r.session_id, user: u, state: '', persisted: 0, activePersisted: 0, pendingAt: 0, pendingActiveAt: 0 };
-        u.sessions.push(s);
-      }
-      s.state = this.canonical(r.session_state);
-      s.persisted = Math.max(s.persisted, r.session_heartbeat!);
-      s.activePersisted = Math.max(s.activePersisted, r.session_active!);
+      if (s === NONE) s = h.addSession(u, r.session_id);
+      h.setSessionState(s, r.session_state);
+      h.stored(s, r.session_heartbeat!, r.session_active!);
     }
-  }
-
-  // The driver makes a new string for every row's state: a million users held a million copies of
-  // "Online". Entries share one string per state name instead.
-  private readonly stateNames = new Map<string, string>();
-  private canonical(state: string): string {
-    const known = this.stateNames.get(state);
-    if (known !== undefined) return known;
-    this.stateNames.set(state, state);
-    return state;
   }
 
   private lastPrune = 0;
@@ -277,12 +239,22 @@ export class Coalescer {
     const now = this.opts.clock.now();
     if (now - this.lastPrune < 30_000) return;
     this.lastPrune = now;
-    for (const [key, u] of this.users) {
-      u.sessions = u.sessions.filter((s) => s.pendingAt !== 0 || s.persisted + this.timeoutMs >= now);
-      if (u.sessions.length === 0 || u.stale) {
-        if (u.sessions.every((s) => s.pendingAt === 0)) this.users.delete(key);
+    const h = this.held;
+    h.eachUser((u) => {
+      let buffered = false;
+      for (let s = h.firstSession(u); s !== NONE;) {
+        const next = h.nextSession(s);
+        if (h.pendingAt(s) !== 0) buffered = true;
+        else if (h.persisted(s) + this.timeoutMs < now) h.removeSession(s);
+        s = next;
       }
-    }
+      if (!buffered && (h.firstSession(u) === NONE || h.stale(u))) h.dropUser(u);
+    });
+  }
+
+  /** Users and sessions held in memory (metrics, benchmarks). */
+  get heldCounts(): { users: number; sessions: number } {
+    return { users: this.held.userCount, sessions: this.held.sessionCount };
   }
 
   /** Stops the timer and writes what is buffered (SIGTERM). */
