@@ -43,6 +43,16 @@ export class Metrics {
     name: 'ck_heartbeat_flush_duration_seconds', help: 'Duration of successful heartbeat flushes',
     buckets: DURATION_BUCKETS, registers: [this.registry],
   });
+  private readonly heartbeatsRefreshed = new Counter({
+    name: 'ck_heartbeat_refreshed_users_total',
+    help: 'Users re-read in the background after a flush, so their heartbeats stay answered from memory',
+    registers: [this.registry],
+  });
+  private readonly held = new Gauge({
+    name: 'ck_heartbeat_held', help: 'Users and sessions this instance holds in memory for the heartbeat fast path',
+    labelNames: ['kind'] as const, registers: [this.registry],
+  });
+  private refreshedSeen = 0;
   private readonly heartbeatsPending = new Gauge({
     name: 'ck_heartbeats_pending', help: 'Users with a buffered heartbeat not yet flushed', registers: [this.registry],
   });
@@ -111,6 +121,11 @@ export class Metrics {
       this.heartbeatsCoalesced.inc(coalescer.coalesced - this.coalescedSeen);
       this.coalescedSeen = coalescer.coalesced;
       this.heartbeatsPending.set(coalescer.pendingCount);
+      this.heartbeatsRefreshed.inc(coalescer.refreshed - this.refreshedSeen);
+      this.refreshedSeen = coalescer.refreshed;
+      const held = coalescer.heldCounts;
+      this.held.set({ kind: 'users' }, held.users);
+      this.held.set({ kind: 'sessions' }, held.sessions);
       const p = db.poolStats();
       this.pool.set({ state: 'total' }, p.total);
       this.pool.set({ state: 'idle' }, p.idle);

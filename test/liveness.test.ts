@@ -147,6 +147,30 @@ describe.each(BACKENDS)('liveness (%s)', (backend) => {
     }
   });
 
+  it('a user heartbeating steadily for two timeouts stays on the fast path: re-read in the background, never looked up or written first', async () => {
+    // Lookups and heartbeat writes before the answer: what a heartbeat off the fast path costs.
+    const lookups = async () => {
+      const text = (await s.req('GET', '/metrics')).body as string;
+      const count = (w: string) => Number(new RegExp(`^ck_group_commit_batch_size_count\\{writer="${w}"\\} (\\S+)`, 'm').exec(text)?.[1] ?? 0);
+      return { lookups: count('lookups'), writes: count('heartbeats') };
+    };
+    const t0 = clock.now();
+    for (const session_id of ['web', 'ios']) await s.req('POST', '/heartbeat', { user_id: 'steady2', session_id });
+    const before = await lookups();
+    const refreshed = s.app.ck.coalescer.refreshed;
+    for (let i = 0; i < 12; i++) {
+      clock.advance(10_000);
+      for (const session_id of ['web', 'ios']) {
+        expect((await s.req('POST', '/heartbeat', { user_id: 'steady2', session_id })).body).toMatchObject({ state: 'Online', state_since: at(t0) });
+      }
+      await s.app.ck.coalescer.flush();
+      await s.app.ck.coalescer.settled();
+    }
+    expect(await lookups()).toEqual(before);
+    expect(s.app.ck.coalescer.refreshed).toBeGreaterThan(refreshed);
+    expect(await timeline('steady2')).toEqual([['Online', at(t0), 'heartbeat']]);
+  });
+
   it('state names are checked per statement, and state types cannot be renamed or deleted', async () => {
     const code = (p: Promise<unknown>) => p.then(() => 'ok', (err: unknown) => sqlState(err));
     expect(await code(s.db.query(`INSERT INTO checkpoints (user_id, state, ts, source)

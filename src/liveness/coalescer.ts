@@ -43,6 +43,8 @@ export class Coalescer {
   private readonly idleMs: number;
   private readonly marginMs: number;
   coalesced = 0;
+  /** Users re-read in the background (refreshDue). */
+  refreshed = 0;
 
   private readonly lookups: Batcher<string, StoredLiveness[]>;
   private readonly writes: Batcher<Beat, StoredLiveness>;
@@ -116,10 +118,14 @@ export class Coalescer {
 
   /** A heartbeat not on the fast path: read with others; written first only if it may change state. */
   private async slow(b: Beat): Promise<Liveness> {
-    const u = this.held.user(b.user);
-    if (u === NONE || this.held.stale(u)) {
+    const h = this.held;
+    const u = h.user(b.user);
+    if (u === NONE || h.stale(u)) {
+      const epoch = u === NONE ? -1 : h.epoch(u);
       const stored = await this.lookups.submit(b.user);
-      if (stored.length > 0) {
+      // A write of the user answered while the read was out is newer than what the read saw.
+      const now = h.user(b.user);
+      if (stored.length > 0 && (now === NONE || (now === u && h.epoch(now) === epoch))) {
         this.remember(stored, true);
         const r = this.fast(b.user, b.session, b.active, b.at);
         if (r) return r;
@@ -185,6 +191,7 @@ export class Coalescer {
         }
       }
       this.opts.onFlush?.(batch.length, performance.now() - started);
+      this.refreshDue(batch, gens);
       this.prune();
     } catch (err) {
       // Re-queue what was not written; a newer heartbeat that arrived meanwhile wins.
@@ -218,6 +225,7 @@ export class Coalescer {
     }
     for (const r of rows) {
       const u = h.userOrNew(r.user_id);
+      if (!complete) h.touch(u);
       h.setUser(u, r.state, r.state_since, r.valid_until ?? Number.POSITIVE_INFINITY);
       if (r.session_id === null) continue;
       let s = h.session(u, r.session_id);
@@ -230,6 +238,54 @@ export class Coalescer {
       h.setSessionState(s, r.session_state);
       h.stored(s, r.session_heartbeat!, r.session_active!);
     }
+  }
+
+  private refreshing?: Promise<void>;
+
+  /** Resolves when the background re-read in flight, if any, is done (tests, shutdown). */
+  async settled(): Promise<void> {
+    await this.refreshing;
+  }
+
+  /**
+   * What an instance holds of a user is good until the earliest timed change of their sessions as last
+   * read (validUntil), so a user heartbeating steadily would leave the fast path for a lookup once per
+   * timeout. After a flush moved their heartbeats on, users within half a timeout of it are re-read in the
+   * background (one batched read, at most once per quarter timeout each) and stay on the fast path.
+   */
+  private refreshDue(batch: number[], gens: number[]): void {
+    if (this.refreshing) return;
+    const h = this.held;
+    const now = this.opts.clock.now();
+    const horizon = now + this.timeoutMs / 2;
+    const seen = new Set<number>();
+    const users: number[] = [];
+    for (let i = 0; i < batch.length; i++) {
+      const s = batch[i]!;
+      if (h.generation(s) !== gens[i]) continue;
+      const u = h.ownerOf(s);
+      if (seen.has(u)) continue;
+      seen.add(u);
+      if (h.stale(u) || h.validUntil(u) >= horizon || h.refreshedAt(u) > now - this.timeoutMs / 4) continue;
+      h.setRefreshedAt(u, now);
+      users.push(u);
+    }
+    if (users.length === 0) return;
+    this.refreshed += users.length;
+    const ids = users.map((u) => h.userId(u));
+    const epochs = new Map(users.map((u, i) => [ids[i]!, h.epoch(u)]));
+    this.refreshing = (async () => {
+      for (let i = 0; i < ids.length; i += 10_000) {
+        const rows = await readLiveness(this.opts.db, ids.slice(i, i + 10_000), this.opts.timeouts);
+        // A user forgotten or marked stale meanwhile keeps that mark: their next heartbeat re-reads them.
+        this.remember(rows.filter((r) => {
+          const u = h.user(r.user_id);
+          return u !== NONE && !h.stale(u) && h.epoch(u) === epochs.get(r.user_id);
+        }), true);
+      }
+    })().catch((err) => this.opts.onError?.(err)).finally(() => {
+      this.refreshing = undefined;
+    });
   }
 
   private lastPrune = 0;
@@ -261,5 +317,6 @@ export class Coalescer {
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     await this.flush();
+    await this.settled();
   }
 }

@@ -86,6 +86,10 @@ export class Held {
   private uValid: Float64Array;
   private uStale: Uint8Array;
   private uFirst: Int32Array;
+  /** Bumped by markStale: work started before it (a background re-read) must not clear the mark. */
+  private uEpoch: Uint32Array;
+  /** When the user was last re-read in the background (0: never). */
+  private uRefreshed: Float64Array;
 
   // Sessions.
   private sId: (string | undefined)[] = [];
@@ -106,7 +110,11 @@ export class Held {
     this.uValid = new Float64Array(initial);
     this.uStale = new Uint8Array(initial);
     this.uFirst = new Int32Array(initial);
+    this.uEpoch = new Uint32Array(initial);
+    this.uRefreshed = new Float64Array(initial);
     this.users = new Slots(initial, (n) => {
+      this.uEpoch = grown(this.uEpoch, n);
+      this.uRefreshed = grown(this.uRefreshed, n);
       this.uState = grown(this.uState, n);
       this.uSince = grown(this.uSince, n);
       this.uValid = grown(this.uValid, n);
@@ -160,6 +168,7 @@ export class Held {
       this.uValid[u] = 0;
       this.uStale[u] = 1;
       this.uFirst[u] = NONE;
+      this.uRefreshed[u] = 0;
     }
     return u;
   }
@@ -193,6 +202,24 @@ export class Held {
 
   markStale(u: number): void {
     this.uStale[u] = 1;
+    this.touch(u);
+  }
+
+  /** A write told something newer of the user: reads started before must not overwrite it. */
+  touch(u: number): void {
+    this.uEpoch[u] = (this.uEpoch[u]! + 1) >>> 0;
+  }
+
+  epoch(u: number): number {
+    return this.uEpoch[u]!;
+  }
+
+  refreshedAt(u: number): number {
+    return this.uRefreshed[u]!;
+  }
+
+  setRefreshedAt(u: number, at: number): void {
+    this.uRefreshed[u] = at;
   }
 
   /** Forgets the user and their sessions. */
@@ -204,6 +231,7 @@ export class Held {
     }
     this.userSlot.delete(this.uName[u]!);
     this.uName[u] = undefined;
+    this.uEpoch[u] = (this.uEpoch[u]! + 1) >>> 0;
     this.users.release(u);
   }
 
