@@ -555,14 +555,21 @@ CREATE OR REPLACE FUNCTION ck_log_events()
  RETURNS trigger
  LANGUAGE plpgsql
 AS $function$
+DECLARE
+  v_later boolean;
+  v_unmarked boolean;
 BEGIN
-  IF EXISTS (SELECT 1 FROM user_sessions s
-              WHERE s.user_id IN (SELECT n.user_id FROM new_rows n) AND s.event_xid > pg_current_xact_id()) THEN
+  SELECT bool_or(s.event_xid > pg_current_xact_id()), bool_or(s.event_xid IS DISTINCT FROM pg_current_xact_id())
+    INTO v_later, v_unmarked
+    FROM user_sessions s WHERE s.user_id IN (SELECT n.user_id FROM new_rows n);
+  IF v_later THEN
     RAISE EXCEPTION 'a later transaction wrote events of the same user first; retry'
       USING ERRCODE = 'serialization_failure';
   END IF;
-  UPDATE user_sessions s SET event_xid = pg_current_xact_id()
-   WHERE s.user_id IN (SELECT n.user_id FROM new_rows n) AND s.event_xid IS DISTINCT FROM pg_current_xact_id();
+  IF v_unmarked THEN
+    UPDATE user_sessions s SET event_xid = pg_current_xact_id()
+     WHERE s.user_id IN (SELECT n.user_id FROM new_rows n) AND s.event_xid IS DISTINCT FROM pg_current_xact_id();
+  END IF;
   IF TG_TABLE_NAME = 'checkpoints' THEN
     INSERT INTO events (id, type, user_id, session_id, state, previous_state, ts, source, content)
     SELECT n.id, 'state', n.user_id, n.session_id, n.state, ck_previous_state(n.user_id, n.ts, n.id), n.ts, n.source, n.content
@@ -700,6 +707,7 @@ $function$;
 CREATE OR REPLACE FUNCTION ck_recompute(p_users text[], p_from timestamp with time zone[], p_now timestamp with time zone)
  RETURNS void
  LANGUAGE plpgsql
+ SET work_mem TO '64MB'
 AS $function$
 DECLARE
   v_changed bigint;
@@ -1051,22 +1059,25 @@ END $function$;
 CREATE OR REPLACE FUNCTION ck_settle(p_users text[], p_now timestamp with time zone, p_timeout interval, p_idle interval)
  RETURNS TABLE(user_id text, at timestamp with time zone)
  LANGUAGE plpgsql
+ SET work_mem TO '64MB'
 AS $function$
 BEGIN
-  RETURN QUERY
-  WITH due AS (
-    SELECT s.user_id, s.session_id, ck_session_idle(s.state, s.last_heartbeat, s.last_active, p_timeout, p_idle) AS at
-      FROM sessions s WHERE s.user_id = ANY (p_users)
-  ), marked AS (
-    UPDATE sessions s SET state = 'Away', state_since = d.at
-      FROM due d WHERE s.user_id = d.user_id AND s.session_id = d.session_id AND d.at < p_now
-    RETURNING s.user_id, s.session_id, d.at
-  ), logged AS (
-    INSERT INTO session_checkpoints (user_id, session_id, state, ts, source, received_at)
-    SELECT m.user_id, m.session_id, 'Away', m.at, 'idle', p_now FROM marked m ORDER BY m.at
-    RETURNING 1
-  )
-  SELECT m.user_id, m.at FROM marked m, (SELECT count(*) FROM logged) AS done;
+  IF p_idle > interval '0' THEN
+    RETURN QUERY
+    WITH due AS (
+      SELECT s.user_id, s.session_id, ck_session_idle(s.state, s.last_heartbeat, s.last_active, p_timeout, p_idle) AS at
+        FROM sessions s WHERE s.user_id = ANY (p_users)
+    ), marked AS (
+      UPDATE sessions s SET state = 'Away', state_since = d.at
+        FROM due d WHERE s.user_id = d.user_id AND s.session_id = d.session_id AND d.at < p_now
+      RETURNING s.user_id, s.session_id, d.at
+    ), logged AS (
+      INSERT INTO session_checkpoints (user_id, session_id, state, ts, source, received_at)
+      SELECT m.user_id, m.session_id, 'Away', m.at, 'idle', p_now FROM marked m ORDER BY m.at
+      RETURNING 1
+    )
+    SELECT m.user_id, m.at FROM marked m, (SELECT count(*) FROM logged) AS done;
+  END IF;
 
   RETURN QUERY
   WITH gone AS (
@@ -1077,7 +1088,8 @@ BEGIN
     SELECT g.user_id, g.session_id, 'Offline', g.at, 'timeout', p_now FROM gone g ORDER BY g.at
     RETURNING 1
   ), seen AS (
-    UPDATE user_sessions u SET last_heartbeat = greatest(u.last_heartbeat, x.hb)
+    UPDATE user_sessions u SET last_heartbeat = greatest(u.last_heartbeat, x.hb),
+                               event_xid = greatest(u.event_xid, pg_current_xact_id())
       FROM (SELECT g.user_id, max(g.last_heartbeat) AS hb FROM gone g GROUP BY g.user_id) x WHERE u.user_id = x.user_id
     RETURNING 1
   )
@@ -1183,6 +1195,7 @@ END $function$;
 CREATE OR REPLACE FUNCTION ck_sweep_offline(p_timeout interval, p_now timestamp with time zone DEFAULT now(), p_limit integer DEFAULT 100000, p_idle interval DEFAULT '00:00:00'::interval)
  RETURNS integer
  LANGUAGE plpgsql
+ SET work_mem TO '64MB'
 AS $function$
 DECLARE
   v_users text[];
