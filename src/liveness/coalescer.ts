@@ -42,6 +42,8 @@ export class Coalescer {
   private readonly timeoutMs: number;
   private readonly idleMs: number;
   private readonly marginMs: number;
+  /** How long before validUntil a flushed user is re-read (refreshDue): a sixth of the timeout. */
+  private readonly refreshLeadMs: number;
   coalesced = 0;
   /** Users re-read in the background (refreshDue). */
   refreshed = 0;
@@ -53,6 +55,7 @@ export class Coalescer {
     this.timeoutMs = opts.timeouts.heartbeatSec * 1000;
     this.idleMs = opts.timeouts.idleSec * 1000;
     this.marginMs = 2 * opts.flushIntervalMs;
+    this.refreshLeadMs = this.timeoutMs / 6;
     this.lookups = new Batcher(async (users) => {
       const byUser = new Map<string, StoredLiveness[]>();
       for (const r of await readLiveness(opts.db, users, opts.timeouts)) {
@@ -120,7 +123,8 @@ export class Coalescer {
   private async slow(b: Beat): Promise<Liveness> {
     const h = this.held;
     const u = h.user(b.user);
-    if (u === NONE || h.stale(u)) {
+    // Held past validUntil: a read tells whether anything is due (usually not) before a write would.
+    if (u === NONE || h.stale(u) || b.at >= h.validUntil(u)) {
       const epoch = u === NONE ? -1 : h.epoch(u);
       const stored = await this.lookups.submit(b.user);
       // A write of the user answered while the read was out is newer than what the read saw.
@@ -250,14 +254,15 @@ export class Coalescer {
   /**
    * What an instance holds of a user is good until the earliest timed change of their sessions as last
    * read (validUntil), so a user heartbeating steadily would leave the fast path for a lookup once per
-   * timeout. After a flush moved their heartbeats on, users within half a timeout of it are re-read in the
-   * background (one batched read, at most once per quarter timeout each) and stay on the fast path.
+   * timeout. After a flush moved their heartbeats on, users within a sixth of a timeout of it (at least
+   * four flush intervals) are re-read in the background (one batched read, at most once per quarter
+   * timeout each) and stay on the fast path: about one read per user per timeout, off the request path.
    */
   private refreshDue(batch: number[], gens: number[]): void {
     if (this.refreshing) return;
     const h = this.held;
     const now = this.opts.clock.now();
-    const horizon = now + this.timeoutMs / 2;
+    const horizon = now + Math.max(this.refreshLeadMs, 4 * this.opts.flushIntervalMs);
     const seen = new Set<number>();
     const users: number[] = [];
     for (let i = 0; i < batch.length; i++) {
