@@ -163,6 +163,9 @@ describe.each(BACKENDS)('liveness (%s)', (backend) => {
       for (const session_id of ['web', 'ios']) {
         expect((await s.req('POST', '/heartbeat', { user_id: 'steady2', session_id })).body).toMatchObject({ state: 'Online', state_since: at(t0) });
       }
+      // Acknowledged and buffered, not yet flushed: the sessions list shows them already.
+      const listed = (await s.req('GET', '/users/steady2/sessions')).body.sessions;
+      expect(listed.map((x: { last_heartbeat: string }) => x.last_heartbeat)).toEqual([at(clock.now()), at(clock.now())]);
       await s.app.ck.coalescer.flush();
       await s.app.ck.coalescer.settled();
     }

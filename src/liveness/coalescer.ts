@@ -156,6 +156,14 @@ export class Coalescer {
     return newest || undefined;
   }
 
+  /** A session's buffered (acknowledged, not yet flushed) heartbeat and newest active one; 0 when none. */
+  pendingOf(user: string, session: string): { at: number; activeAt: number } {
+    const h = this.held;
+    const u = h.user(user);
+    const s = u === NONE ? NONE : h.session(u, session);
+    return s === NONE ? { at: 0, activeAt: 0 } : { at: h.pendingAt(s), activeAt: h.pendingActiveAt(s) };
+  }
+
   get pendingCount(): number {
     return this.pending.length;
   }

@@ -26,6 +26,15 @@ const userParam = { in: 'params', field: 'user_id' } as const;
 
 export default async function users(app: App) {
   const { db, clock, timeouts, states, coalescer, events, reads } = app.ck;
+  // A session as stored, with a heartbeat this instance acknowledged and has not flushed yet (it never
+  // changes state: only heartbeats that change nothing are buffered).
+  const sessionJson = (user: string, s: Awaited<ReturnType<typeof sessionsOf>>[number]) => {
+    const p = coalescer.pendingOf(user, s.session_id);
+    return {
+      ...s, state_since: iso(s.state_since),
+      last_heartbeat: iso(Math.max(s.last_heartbeat, p.at)), last_active: iso(Math.max(s.last_active, p.activeAt)),
+    };
+  };
   // A write outside group commit: the cache and the stream learn of it at once.
   const changed = (user: string) => {
     coalescer.forget(user);
@@ -102,7 +111,7 @@ export default async function users(app: App) {
       exported_at: iso(now),
       settings: { timezone: settings.timezone },
       status: status ? JSON.parse(statusJson(status)) : null,
-      sessions: sessions.map((s) => ({ ...s, state_since: iso(s.state_since), last_heartbeat: iso(s.last_heartbeat), last_active: iso(s.last_active) })),
+      sessions: sessions.map((s) => sessionJson(user_id, s)),
     };
     const name = `ck-export-${user_id.replace(/[^\w.-]/g, '_')}.json`;
     return reply
@@ -124,7 +133,7 @@ export default async function users(app: App) {
     const list = await sessionsOf(db, user_id, clock.now(), timeouts);
     return {
       user_id,
-      sessions: list.map((s) => ({ ...s, state_since: iso(s.state_since), last_heartbeat: iso(s.last_heartbeat), last_active: iso(s.last_active) })),
+      sessions: list.map((s) => sessionJson(user_id, s)),
     };
   });
 
