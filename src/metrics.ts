@@ -52,7 +52,6 @@ export class Metrics {
     name: 'ck_heartbeat_held', help: 'Users and sessions this instance holds in memory for the heartbeat fast path',
     labelNames: ['kind'] as const, registers: [this.registry],
   });
-  private refreshedSeen = 0;
   private readonly heartbeatsPending = new Gauge({
     name: 'ck_heartbeats_pending', help: 'Users with a buffered heartbeat not yet flushed', registers: [this.registry],
   });
@@ -104,25 +103,27 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  private coalescedSeen = 0;
+  /** Moves `counter` to a running total kept elsewhere (`read`) at every scrape. */
+  private follow(counter: Counter, read: () => number): void {
+    let seen = 0;
+    this.onScrape(() => {
+      const now = read();
+      counter.inc(now - seen);
+      seen = now;
+    });
+  }
 
   /** Reads the heartbeat lane's count at every scrape. */
   watchLane(lane: { served: number }): void {
-    let seen = 0;
-    this.onScrape(() => {
-      this.laneServed.inc(lane.served - seen);
-      seen = lane.served;
-    });
+    this.follow(this.laneServed, () => lane.served);
   }
 
   /** Reads the coalescer's counters and the pool's state at every scrape. */
   watch(db: Db, coalescer: Coalescer): void {
+    this.follow(this.heartbeatsCoalesced, () => coalescer.coalesced);
+    this.follow(this.heartbeatsRefreshed, () => coalescer.refreshed);
     this.onScrape(() => {
-      this.heartbeatsCoalesced.inc(coalescer.coalesced - this.coalescedSeen);
-      this.coalescedSeen = coalescer.coalesced;
       this.heartbeatsPending.set(coalescer.pendingCount);
-      this.heartbeatsRefreshed.inc(coalescer.refreshed - this.refreshedSeen);
-      this.refreshedSeen = coalescer.refreshed;
       const held = coalescer.heldCounts;
       this.held.set({ kind: 'users' }, held.users);
       this.held.set({ kind: 'sessions' }, held.sessions);
