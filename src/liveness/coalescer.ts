@@ -128,8 +128,8 @@ export class Coalescer {
       const epoch = u === NONE ? -1 : h.epoch(u);
       const stored = await this.lookups.submit(b.user);
       // A write of the user answered while the read was out is newer than what the read saw.
-      const now = h.user(b.user);
-      if (stored.length > 0 && (now === NONE || (now === u && h.epoch(now) === epoch))) {
+      const after = h.user(b.user);
+      if (stored.length > 0 && (after === NONE || (after === u && h.epoch(after) === epoch))) {
         this.remember(stored, true);
         const r = this.fast(b.user, b.session, b.active, b.at);
         if (r) return r;
@@ -185,8 +185,8 @@ export class Coalescer {
     const beats: Buffered[] = batch.map((s) => ({ user: h.userId(h.ownerOf(s)), session: h.sessionId(s), at: h.pendingAt(s), activeAt: h.pendingActiveAt(s) }));
     // A slot freed while its heartbeat is written may be reused: the generation tells them apart.
     const gens = batch.map((s) => h.generation(s));
-    // From here a new heartbeat re-queues its session for the next flush.
-    for (const s of batch) h.clearPending(s);
+    // The times stay buffered until written, so /status and the sessions list show them meanwhile; a
+    // newer heartbeat during the write raises them, and its session is queued again after the write.
     const started = performance.now();
     let done = 0;
     try {
@@ -195,7 +195,10 @@ export class Coalescer {
         const written = await flushHeartbeats(this.opts.db, chunk, this.opts.timeouts);
         for (let i = 0; i < chunk.length; i++) {
           const s = batch[done + i]!;
-          if (h.generation(s) === gens[done + i]) h.stored(s, chunk[i]!.at, chunk[i]!.activeAt);
+          if (h.generation(s) !== gens[done + i]) continue;
+          h.stored(s, chunk[i]!.at, chunk[i]!.activeAt);
+          if (h.pendingAt(s) === chunk[i]!.at && h.pendingActiveAt(s) === chunk[i]!.activeAt) h.clearPending(s);
+          else this.pending.push(s);
         }
         if (written.length) {
           this.remember(written);
@@ -206,11 +209,9 @@ export class Coalescer {
       this.refreshDue(batch, gens);
       this.prune();
     } catch (err) {
-      // Re-queue what was not written; a newer heartbeat that arrived meanwhile wins.
+      // Re-queue what was not written (still buffered; a newer heartbeat that arrived meanwhile is too).
       for (let i = done; i < batch.length; i++) {
-        const s = batch[i]!;
-        if (h.generation(s) !== gens[i]) continue;
-        if (h.buffer(s, beats[i]!.at, beats[i]!.activeAt)) this.pending.push(s);
+        if (h.generation(batch[i]!) === gens[i]) this.pending.push(batch[i]!);
       }
       this.opts.onError?.(err);
       throw err;
@@ -271,14 +272,12 @@ export class Coalescer {
     const h = this.held;
     const now = this.opts.clock.now();
     const horizon = now + Math.max(this.refreshLeadMs, 4 * this.opts.flushIntervalMs);
-    const seen = new Set<number>();
     const users: number[] = [];
     for (let i = 0; i < batch.length; i++) {
       const s = batch[i]!;
       if (h.generation(s) !== gens[i]) continue;
       const u = h.ownerOf(s);
-      if (seen.has(u)) continue;
-      seen.add(u);
+      // refreshedAt, set below, also keeps a user with several flushed sessions from being taken twice.
       if (h.stale(u) || h.validUntil(u) >= horizon || h.refreshedAt(u) > now - this.timeoutMs / 4) continue;
       h.setRefreshedAt(u, now);
       users.push(u);

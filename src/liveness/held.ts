@@ -86,7 +86,8 @@ export class Held {
   private uValid: Float64Array;
   private uStale: Uint8Array;
   private uFirst: Int32Array;
-  /** Bumped by markStale: work started before it (a background re-read) must not clear the mark. */
+  /** Bumped by every write the user's entry learns of (touch, markStale, dropUser): a read started under
+   * an older epoch must not overwrite what came after it. */
   private uEpoch: Uint32Array;
   /** When the user was last re-read in the background (0: never). */
   private uRefreshed: Float64Array;
@@ -231,7 +232,7 @@ export class Held {
     }
     this.userSlot.delete(this.uName[u]!);
     this.uName[u] = undefined;
-    this.uEpoch[u] = (this.uEpoch[u]! + 1) >>> 0;
+    this.touch(u);
     this.users.release(u);
   }
 
